@@ -1,0 +1,90 @@
+"""Training speed on this machine: img/s of each experiment's model at 128 px through the
+real loop (koala.train.train, default strategy, float32), and of the input pipeline alone.
+
+The input pipeline should deliver >= 5x the fastest step rate, so data never bounds
+training. Records: ../shared/data/photos/val (800 photos) written at 128 px to a temp dir,
+or --records DIR. Prints one JSON line.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import tensorflow as tf  # noqa: E402
+from absl import logging  # noqa: E402
+
+from koala import train  # noqa: E402
+
+SIZE = 128
+MODELS = ["koalarization", "koalarization_lite", "effnet_head_lite", "zhang_eccv16", "iizuka",
+          "cifar10_unet_regression"]
+
+
+def build_records(out_dir):
+    from koala.data import sources, writer
+
+    photos = REPO.parent / "shared" / "data" / "photos" / "val"
+    settings = writer.Settings(source=str(photos), size=SIZE, val_fraction=0.1)
+    writer.build(sources.open_source(str(photos)), out_dir, settings)
+    return out_dir
+
+
+def pipeline_images_per_second(config, batches):
+    dataset = iter(train.make_dataset(config, "train", int(config.train.batch_size)))
+    next(dataset)  # warm-up: file open, autotune
+    started = time.perf_counter()
+    for _ in range(batches):
+        next(dataset)
+    return batches * int(config.train.batch_size) / (time.perf_counter() - started)
+
+
+def model_images_per_second(name, records, workdir, steps, batch_size):
+    config = train.load_config(f"{name}:cpu")
+    config.data.update(records=str(records), source="", size=SIZE, color_space="lab",
+                       with_embedding=False)
+    if name == "koalarization":  # no precomputed embedding here: feed zeros of its size
+        config.model.kwargs.embedding_source = "none"
+    config.train.update(steps=steps + 2, batch_size=batch_size)
+    config.eval.update(every_steps=10_000, max_batches=1)
+    config.checkpoint.every_steps = 10_000
+    train.train(config, workdir, strategy=tf.distribute.get_strategy())
+    lines = (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()
+    rates = [r["img_s"] for r in map(json.loads, lines) if r["split"] == "train"][2:]
+    return statistics.median(rates)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", help="records at 128 px (default: built from photos/val)")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--batch_size", type=int, default=16)
+    args = parser.parse_args()
+    logging.set_verbosity(logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        records = pathlib.Path(args.records or build_records(pathlib.Path(tmp) / "records"))
+        config = train.load_config("koalarization_lite:cpu")
+        config.data.update(records=str(records), size=SIZE)
+        config.train.batch_size = args.batch_size
+        result = {"size": SIZE, "batch_size": args.batch_size,
+                  "pipeline_img_s": round(pipeline_images_per_second(config, 50), 1),
+                  "train_img_s": {}}
+        for name in args.models.split(","):
+            result["train_img_s"][name] = round(model_images_per_second(
+                name, records, pathlib.Path(tmp) / name, args.steps, args.batch_size), 1)
+        fastest = max(result["train_img_s"].values())
+        result["pipeline_over_fastest_step"] = round(result["pipeline_img_s"] / fastest, 1)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Experiments as code: one module per experiment, each with `get_config(arg=None)`."""

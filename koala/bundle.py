@@ -1,0 +1,128 @@
+"""A trained model on disk: `model.keras` plus `koala.json`, loadable by name or path.
+
+Training writes bundles; colorize, evaluate and export read them, so this is the one place
+that knows how a model's raw output becomes ab in Lab units.
+The name "default" is the model shipped inside the package (koala/weights/default/).
+"""
+
+import dataclasses
+import json
+import pathlib
+
+import keras
+import tensorflow as tf
+
+from koala import color
+
+MODEL_FILE = "model.keras"
+META_FILE = "koala.json"
+DEFAULT_DIR = pathlib.Path(__file__).resolve().parent / "weights" / "default"
+OUTPUT_KINDS = ("regression", "classification", "binned")
+COLOR_SPACES = ("lab", "yuv")
+
+
+def resolve(name_or_path):
+    """'default' -> the shipped bundle; a run directory -> its `bundle/` if it has one."""
+    if str(name_or_path) == "default":
+        path = DEFAULT_DIR
+    else:
+        path = pathlib.Path(name_or_path).expanduser()
+        if (path / "bundle" / META_FILE).is_file():
+            path = path / "bundle"
+    if not (path / META_FILE).is_file() or not (path / MODEL_FILE).is_file():
+        raise FileNotFoundError(
+            f"{name_or_path}: not a Koala model (expected {MODEL_FILE} and {META_FILE} in "
+            f"{path}); pass --model default, a bundle directory, or a training workdir")
+    return path
+
+
+def save(directory, model, meta):
+    """Writes `model` and its metadata; `meta` needs at least "model", "size", "output"."""
+    missing = {"model", "size", "output"} - set(meta)
+    if missing:
+        raise ValueError(f"bundle metadata lacks {sorted(missing)}")
+    if meta["output"] not in OUTPUT_KINDS:
+        raise ValueError(f"output must be one of {OUTPUT_KINDS}, not {meta['output']!r}")
+    if meta.get("color_space", "lab") not in COLOR_SPACES:
+        raise ValueError(f"color_space must be one of {COLOR_SPACES}")
+    meta = {"color_space": "lab", "temperature": 0.38, "config": {}, **meta}
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / (MODEL_FILE + ".tmp.keras")
+    model.save(tmp)
+    tmp.replace(directory / MODEL_FILE)
+    (directory / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return directory
+
+
+@dataclasses.dataclass
+class Bundle:
+    """A loaded model with what is needed to turn its output into ab."""
+
+    model: keras.Model
+    meta: dict
+    path: pathlib.Path
+
+    @property
+    def size(self):
+        """Working size (square) the model was trained at."""
+        return int(self.meta["size"])
+
+    @property
+    def name(self):
+        return self.meta.get("name", self.path.name)
+
+    @property
+    def color_space(self):
+        return self.meta.get("color_space", "lab")
+
+    def model_input(self, lightness):
+        """L in Lab units -> what the model reads: L/50 - 1, or Y*2 - 1 for YUV models."""
+        if self.color_space == "yuv":  # a gray pixel's Y is its sRGB gray level
+            gray = color.lab_to_rgb(tf.pad(lightness, [[0, 0]] * 3 + [[0, 2]]))[..., :1]
+            return gray * 2.0 - 1.0
+        return color.scale_l(lightness)
+
+    def ab_from_output(self, output, height, width, lightness=None):
+        """Raw model output -> ab in Lab units at (height, width).
+
+        YUV models also need the `lightness` [N, height, width, 1] (Lab units) they saw.
+        """
+        if isinstance(output, dict):
+            output = output["ab"] if "ab" in output else next(iter(output.values()))
+        kind = self.meta["output"]
+        if kind == "classification":
+            ab = color.annealed_mean(output, float(self.meta["temperature"]))
+        elif kind == "binned":
+            from koala.models import unet
+
+            ab = unet.from_bins(output)  # model units; Lab or YUV below
+        else:
+            ab = tf.cast(output, tf.float32)
+        if (ab.shape[1], ab.shape[2]) != (height, width):  # same-size bilinear would be exact
+            ab = tf.image.resize(ab, (height, width), method="bilinear")
+        if kind == "classification":
+            return ab
+        if self.color_space == "yuv":
+            y = (self.model_input(lightness) + 1.0) / 2.0
+            rgb = color.yuv_to_rgb(tf.concat([y, ab * color.UV_SCALE], -1))
+            return color.rgb_to_lab(rgb)[..., 1:]
+        return color.unscale_ab(ab)
+
+    def predict_ab(self, lightness):
+        """L in Lab units [N, h, w, 1] (any h, w the model accepts) -> ab [N, h, w, 2]."""
+        lightness = tf.convert_to_tensor(lightness, tf.float32)
+        output = self.model({"L": self.model_input(lightness)}, training=False)
+        height, width = lightness.shape[1], lightness.shape[2]
+        return self.ab_from_output(output, height, width, lightness).numpy()
+
+
+def load(name_or_path="default"):
+    """Loads a bundle by name ("default") or path (bundle dir or training workdir)."""
+    import koala.models  # noqa: F401  (registers the custom layers that model.keras names)
+
+    path = resolve(name_or_path)
+    meta = json.loads((path / META_FILE).read_text())
+    model = keras.saving.load_model(path / MODEL_FILE, compile=False)
+    return Bundle(model=model, meta=meta, path=path)
+

@@ -1,0 +1,47 @@
+"""`koala <verb> [flags]`: dispatches to one module per verb under koala/commands/.
+
+Each verb module defines its own absl flags and a `main(argv)`; only the chosen verb is
+imported, so verbs never clash over flag names and `koala --help` stays fast.
+"""
+
+import importlib
+import sys
+
+VERBS = {
+    "records": "build sharded TFRecords (+ manifest) from a folder, a file list or tfds",
+    "models": "list the registered models with parameter counts and backbones",
+    "train": "train an experiment (tf.distribute, checkpoints, TensorBoard)",
+    "colorize": "colorize photos, folders and videos at full resolution",
+    "evaluate": "evaluate models against baselines with the papers' metrics",
+    "export": "export a SavedModel for TF Serving (and TFLite)",
+    "client": "send photos to a TF Serving REST endpoint",
+    "report": "run the papers' comparisons and write experiments/REPORT.md",
+    "study": "the 'Fake or real?' user study web page and its results",
+}
+
+
+def _usage():
+    lines = ["usage: koala <verb> [flags]   (koala <verb> --help for its flags)", ""]
+    lines += [f"  {verb:<10} {text}" for verb, text in VERBS.items()]
+    return "\n".join(lines)
+
+
+def run(argv=None):
+    """Console-script entry point."""
+    argv = list(sys.argv if argv is None else argv)
+    if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0 if len(argv) >= 2 else 2
+    verb = argv[1]
+    if verb not in VERBS:
+        print(f"koala: unknown verb {verb!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    from absl import app  # imported late: `koala --help` should not pay for it
+
+    module = importlib.import_module(f"koala.commands.{verb}")
+    app.run(module.main, argv=[f"koala {verb}"] + argv[2:])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,130 @@
+"""A client for a Koala export served by TF Serving's REST API (standard library only).
+
+The request and response follow TF Serving's documented predict API:
+
+    POST http://HOST:8501/v1/models/NAME[/versions/N]:predict
+    {"signature_name": "serving_default", "instances": [{"b64": "<image bytes>"}, ...]}
+    -> {"predictions": [{"b64": "<PNG bytes>"}, ...]}
+
+(a signature with one named input takes each instance as that input's value; inputs and
+outputs whose names end in `_bytes` travel base64-encoded as {"b64": ...}). Errors come
+back as {"error": "..."} with an HTTP error status, which this client turns into messages.
+"""
+
+import base64
+import http.client
+import json
+import pathlib
+import urllib.error
+import urllib.request
+
+IMAGE_OUTPUT = "colorized_bytes"  # koala.export.IMAGE_OUTPUT (not imported: no TF here)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class ClientError(RuntimeError):
+    """The server could not be reached, refused the request, or answered nonsense."""
+
+
+def predict_url(url, model, version=None):
+    """http://HOST:PORT + model (+ version) -> the REST predict endpoint."""
+    base = url.rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        base = "http://" + base
+    versioned = f"/versions/{int(version)}" if version is not None else ""
+    return f"{base}/v1/models/{model}{versioned}:predict"
+
+
+def request_body(images, signature="serving_default"):
+    """The JSON request for a list of encoded images (bytes)."""
+    instances = [{"b64": base64.b64encode(image).decode("ascii")} for image in images]
+    return json.dumps({"signature_name": signature, "instances": instances}).encode("utf-8")
+
+
+def _server_error_text(body):
+    """TF Serving's {"error": "..."} text, or the start of whatever the body was."""
+    try:
+        return str(json.loads(body)["error"])
+    except (ValueError, KeyError, TypeError):
+        return body[:300].decode("utf-8", "replace") or "(empty body)"
+
+
+def parse_predictions(body, expected):
+    """Response body -> list of PNG bytes; ClientError says what is wrong with it."""
+    try:
+        response = json.loads(body)
+    except ValueError as error:
+        raise ClientError(f"the server's answer is not JSON ({error}): "
+                          f"{body[:200].decode('utf-8', 'replace')!r}") from None
+    if not isinstance(response, dict) or "predictions" not in response:
+        keys = sorted(response) if isinstance(response, dict) else type(response).__name__
+        raise ClientError(f"the server's answer has no 'predictions' (got {keys})")
+    predictions = response["predictions"]
+    if not isinstance(predictions, list) or len(predictions) != expected:
+        count = len(predictions) if isinstance(predictions, list) else type(predictions).__name__
+        raise ClientError(f"asked for {expected} images, the server returned {count} predictions")
+    return [_png_bytes(item, index) for index, item in enumerate(predictions)]
+
+
+def _png_bytes(item, index):
+    """One prediction: {"b64": ...} (one output) or {"colorized_bytes": {"b64": ...}}."""
+    if isinstance(item, dict) and IMAGE_OUTPUT in item:
+        item = item[IMAGE_OUTPUT]
+    if not isinstance(item, dict) or not isinstance(item.get("b64"), str):
+        raise ClientError(f"prediction {index} is not a base64 object {{'b64': ...}}: "
+                          f"{str(item)[:100]}")
+    try:
+        data = base64.b64decode(item["b64"], validate=True)
+    except ValueError as error:
+        raise ClientError(f"prediction {index}: invalid base64 ({error})") from None
+    if not data.startswith(PNG_SIGNATURE):
+        raise ClientError(f"prediction {index} is not a PNG image (starts {data[:8]!r})")
+    return data
+
+
+def predict(url, model, images, version=None, signature="serving_default", timeout=300.0):
+    """Colorizes encoded images (list of bytes) on the server; returns their PNG bytes."""
+    endpoint = predict_url(url, model, version)
+    request = urllib.request.Request(
+        endpoint, data=request_body(images, signature),
+        headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read()
+    except urllib.error.HTTPError as error:
+        raise ClientError(f"{endpoint}: HTTP {error.code} {error.reason}: "
+                          f"{_server_error_text(error.read())}") from None
+    except urllib.error.URLError as error:
+        raise ClientError(f"cannot reach {endpoint}: {error.reason} (is TF Serving running "
+                          f"there with --rest_api_port, and the model named {model!r}?)") from None
+    except TimeoutError:
+        raise ClientError(f"{endpoint}: no answer within {timeout:g} s") from None
+    except (ConnectionError, http.client.HTTPException) as error:
+        raise ClientError(f"{endpoint}: the connection broke ({error!r})") from None
+    return parse_predictions(body, len(images))
+
+
+def output_paths(inputs, output_dir):
+    """OUTPUT_DIR/<input stem>.png for each input; refuses to overwrite an input or collide."""
+    output_dir = pathlib.Path(output_dir)
+    resolved_inputs = {pathlib.Path(p).resolve() for p in inputs}
+    outputs = [output_dir / (pathlib.Path(p).stem + ".png") for p in inputs]
+    for source, target in zip(inputs, outputs):
+        if target.resolve() in resolved_inputs:
+            raise ClientError(f"{target} is an input image; choose another --output folder")
+    if len({o.resolve() for o in outputs}) != len(outputs):
+        raise ClientError("two inputs have the same file name stem; their outputs would collide")
+    return outputs
+
+
+def colorize_files(url, model, inputs, output_dir, batch_size=8, **predict_kwargs):
+    """Sends image files in batches and writes the colorized PNGs; returns their paths."""
+    inputs = [pathlib.Path(p) for p in inputs]
+    outputs = output_paths(inputs, output_dir)
+    pathlib.Path(output_dir).mkdir(parents=True, exist_ok=True)
+    for start in range(0, len(inputs), batch_size):
+        batch = inputs[start:start + batch_size]
+        pngs = predict(url, model, [p.read_bytes() for p in batch], **predict_kwargs)
+        for target, png in zip(outputs[start:start + batch_size], pngs):
+            target.write_bytes(png)
+    return outputs

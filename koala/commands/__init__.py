@@ -1,0 +1,1 @@
+"""One module per `koala <verb>`: absl flags + main(argv)."""

@@ -1,0 +1,43 @@
+"""`koala client`: colorize photos on a TF Serving REST endpoint serving a Koala export.
+
+  koala client --url http://localhost:8501 --model koala photo1.jpg photo2.png --output out/
+
+Writes OUTPUT/<stem>.png per input; inputs are never overwritten.
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+flags.DEFINE_string("url", "http://localhost:8501", "TF Serving's REST address (host:port)")
+flags.DEFINE_string("model", "koala", "the served model's name (TF Serving's MODEL_NAME)")
+flags.DEFINE_integer("version", None, "ask for this model version (default: the latest)")
+flags.DEFINE_string("signature", "serving_default", "signature that maps image_bytes to PNGs")
+flags.DEFINE_string("output", None, "folder for the colorized PNGs")
+flags.DEFINE_integer("batch_size", 8, "images per request")
+flags.DEFINE_float("timeout", 300.0, "seconds to wait for each request")
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    images = argv[1:]
+    if not images:
+        raise app.UsageError("give one or more image files to colorize")
+    if not FLAGS.output:
+        raise app.UsageError("--output DIR is required")
+    missing = [p for p in images if not os.path.isfile(p)]
+    if missing:
+        raise app.UsageError(f"no such image file: {', '.join(missing)}")
+    from koala import client  # late: `koala client --help` stays fast
+
+    try:
+        written = client.colorize_files(
+            FLAGS.url, FLAGS.model, images, FLAGS.output, batch_size=FLAGS.batch_size,
+            version=FLAGS.version, signature=FLAGS.signature, timeout=FLAGS.timeout)
+    except client.ClientError as error:
+        print(f"koala client: {error}", file=sys.stderr)
+        sys.exit(1)
+    for path in written:
+        print(path)

@@ -1,0 +1,45 @@
+"""`koala evaluate`: models vs baselines with the papers' metrics -> metrics.json, report.md.
+
+  koala evaluate --model default --input ../shared/data/benchmark --output out/evaluate
+  koala evaluate --model default --model runs/zhang --input records/val --output out/cmp \\
+      --train_stats ../shared/data/photos/train
+"""
+
+import sys
+
+from absl import flags, logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_multi_string("model", ["default"], "model name or path; repeat to compare")
+flags.DEFINE_string("input", None, "folder of colour photos, or TFRecords (dir, file or glob)")
+flags.DEFINE_string("output", None, "directory for metrics.json, report.md and figures")
+flags.DEFINE_integer("size", None, "working size of the models (default: each bundle's)")
+flags.DEFINE_string("train_stats", None, "training photos or records for the mean-ab baseline "
+                    "and the rebalancing prior (default: the evaluated photos)")
+flags.DEFINE_integer("limit", 0, "evaluate only the first N photos (0: all)")
+flags.DEFINE_float("threshold", 10.0, "raw-accuracy threshold (L2 in ab units)")
+flags.DEFINE_bool("semantic", True, "run the ImageNet classifier (semantic interpretability)")
+flags.DEFINE_string("reference_study", None, "photos in class/scene folders: also measure "
+                    "reference-guided colorization, each guided by another photo of its folder")
+flags.mark_flags_as_required(["input", "output"])
+
+
+def main(argv):
+    del argv
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from koala import evaluate
+
+    try:
+        with tqdm(unit="img", desc="evaluate") as bar:
+            results = evaluate.run(FLAGS.model, FLAGS.input, FLAGS.output, FLAGS.size,
+                                   FLAGS.train_stats, FLAGS.limit, FLAGS.threshold,
+                                   FLAGS.semantic, progress=bar.update,
+                                   reference_source=FLAGS.reference_study)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"koala evaluate: {error}", file=sys.stderr)
+        sys.exit(1)
+    for method, values in results["methods"].items():
+        logging.info("%-16s AuC %.2f  PSNR %.2f  ab MSE %.1f", method, values["auc"],
+                     values["psnr"], values["ab_mse"])
+    logging.info("wrote %s/metrics.json and report.md", FLAGS.output)

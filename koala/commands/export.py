@@ -1,0 +1,55 @@
+"""`koala export`: a SavedModel for TF Serving (and optionally TFLite) from a trained model.
+
+  koala export --model default --output export/koala [--version N] [--tflite]
+               [--quantize dynamic] [--parity_images DIR]
+
+Writes OUTPUT/<version>/ (next free integer unless --version; never overwrites) and
+prints the path and figures of the export as one JSON line.
+"""
+
+import json
+import pathlib
+
+from absl import app, flags
+
+flags.DEFINE_string("model", "default", "model name ('default') or bundle / training workdir path")
+flags.DEFINE_string("output", None, "base directory of the served model (TF Serving's model path)")
+flags.DEFINE_integer("version", None, "integer version directory (default: the next free one)")
+flags.DEFINE_boolean("tflite", False, "also write model.tflite (TFLite built-in ops only)")
+flags.DEFINE_enum("quantize", None, ["dynamic"],
+                  "with --tflite: also write model_int8.tflite (int8 dynamic-range weights)")
+flags.DEFINE_string("parity_images", None,
+                    "folder of photos on which TFLite is compared with Keras "
+                    "(default: scikit-image's sample photos)")
+
+FLAGS = flags.FLAGS
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
+
+
+def parity_photos(folder):
+    """Image files in `folder` (recursive, sorted), or None for the default set."""
+    if folder is None:
+        return None
+    paths = sorted(p for p in pathlib.Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise app.UsageError(f"--parity_images {folder}: no images found")
+    return paths
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not FLAGS.output:
+        raise app.UsageError("--output DIR is required (e.g. --output export/koala)")
+    from koala import bundle, export  # late: `koala export --help` should not import TF
+
+    try:
+        model = bundle.load(FLAGS.model)
+        path = export.export(model, FLAGS.output, version=FLAGS.version, tflite=FLAGS.tflite,
+                             quantize=FLAGS.quantize,
+                             parity_photos=parity_photos(FLAGS.parity_images))
+    except (FileNotFoundError, export.ExportError) as error:
+        raise app.UsageError(str(error)) from error
+    metadata = json.loads((path / export.METADATA_FILE).read_text())
+    print(json.dumps({"export": str(path), "saved_model_bytes": metadata["saved_model_bytes"],
+                      "tflite": metadata.get("tflite", {})}))

@@ -1,0 +1,73 @@
+"""`koala records`: build sharded TFRecords + manifest.json from a folder, a list or tfds.
+
+  koala records --input ../shared/data/photos/train --output records/default --size 224
+  koala records --input tfds:cifar10:train --output records/cifar10 --size 32
+  # N machines build one data set: run with --num-workers N --worker-index 0..N-1
+  # (every flag also takes the underscore spelling: --num_workers)
+
+Re-running with the same arguments resumes: complete shards are kept.
+"""
+
+import sys
+
+from absl import app, flags, logging
+
+from koala.data import images, sources, writer
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("input", None, "folder (recursive), text file of paths, or tfds:NAME[:SPLIT]")
+flags.DEFINE_string("output", None, "output directory for shards and manifest.json")
+flags.DEFINE_integer("size", 224, "working size: every image becomes size x size")
+flags.DEFINE_enum("resize", "pad", list(images.RESIZE_MODES),
+                  "pad: keep aspect, pad (Deep Koalarization); crop: centre crop; stretch")
+flags.DEFINE_integer("pad_value", 255, "grey level of the padding (255 = white, as the paper)")
+flags.DEFINE_integer("shards", 0, "number of train shards (0: about 1024 images per shard)")
+flags.DEFINE_float("val_fraction", 0.1, "fraction of the source held out as the val split")
+flags.DEFINE_string("embedding", "", "backbone name: also store its pooled float16 embedding")
+flags.DEFINE_string("embedding_weights", "imagenet", "weights argument for the backbone")
+flags.DEFINE_integer("num_workers", 1, "number of processes/machines building this data set")
+flags.DEFINE_integer("worker_index", 0, "which of them this process is (0-based)")
+flags.DEFINE_integer("seed", 0, "seed of the train/val split and shard assignment")
+flags.DEFINE_integer("limit", 0, "use only the first N images of the source (0: all)")
+flags.DEFINE_float("min_chroma", images.DEFAULT_MIN_CHROMA,
+                   "skip images whose mean Lab chroma is below this (grayscale sources)")
+flags.DEFINE_integer("max_pixels", images.DEFAULT_MAX_PIXELS,
+                     "skip images with more pixels than this (decompression bombs)")
+flags.DEFINE_integer("processes", 0, "decoding processes (0: one per CPU core; 1: in-process)")
+flags.DEFINE_string("tfds_data_dir", None, "tfds data_dir holding prepared data sets")
+flags.DEFINE_string("tfds_manual_dir", None, "tfds manual_dir with the raw files (imagenet2012)")
+flags.DEFINE_bool("tfds_download", False, "let tfds download the data set (needs internet)")
+flags.mark_flags_as_required(["input", "output"])
+for _name in ("pad_value", "val_fraction", "num_workers", "worker_index", "embedding_weights",
+              "min_chroma", "max_pixels"):
+    flags.DEFINE_alias(_name.replace("_", "-"), _name)  # the issue's spelling: --pad-value
+flags.register_validator("worker_index", lambda i: i >= 0, "must be >= 0")
+flags.register_validator("val_fraction", lambda f: 0.0 <= f < 1.0, "must be in [0, 1)")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        source = sources.open_source(FLAGS.input, FLAGS.tfds_data_dir, FLAGS.tfds_manual_dir,
+                                     FLAGS.tfds_download)
+    except (sources.TfdsUnavailable, FileNotFoundError, ValueError) as error:
+        print(f"koala records: {error}", file=sys.stderr)
+        sys.exit(1)
+    settings = writer.Settings(
+        source=source.description, size=FLAGS.size, resize=FLAGS.resize,
+        pad_value=FLAGS.pad_value, val_fraction=FLAGS.val_fraction, shards=FLAGS.shards,
+        seed=FLAGS.seed, limit=FLAGS.limit, min_chroma=FLAGS.min_chroma,
+        max_pixels=FLAGS.max_pixels, embedding=FLAGS.embedding,
+        embedding_weights=FLAGS.embedding_weights)
+    manifest = writer.build(source, FLAGS.output, settings, FLAGS.num_workers,
+                            FLAGS.worker_index, processes=FLAGS.processes or None)
+    if manifest is None:
+        print(f"wrote worker {FLAGS.worker_index}'s shards to {FLAGS.output}; manifest.json "
+              "follows when every worker is done (re-run any worker to merge)")
+        return
+    counts = manifest["counts"]
+    print(f"wrote {FLAGS.output}: train {counts['train']['examples']} examples in "
+          f"{counts['train']['shards']} shards, val {counts['val']['examples']} in "
+          f"{counts['val']['shards']}; skipped {len(manifest['skipped'])} "
+          f"{manifest['skip_reasons']} (see manifest.json)")

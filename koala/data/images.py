@@ -1,0 +1,200 @@
+"""Decode any image file into a clean sRGB uint8 array, or say why it cannot be used.
+
+Every failure is a `Skip(reason, detail)` with a short reason code so the manifest can count
+them: one bad file never stops a build. Decoding goes through Pillow because it covers the
+awkward cases in one place: EXIF orientation, CMYK JPEGs (including Adobe's inverted CMYK),
+16-bit PNGs, palette and alpha images, and a pixel limit checked from the header before any
+pixel is decoded (a decompression bomb costs nothing). For JPEGs, `draft` lets libjpeg decode
+at 1/2, 1/4 or 1/8 scale when the target is that much smaller: big photos decode up to 8x
+faster and the result is then resized by area averaging anyway.
+"""
+
+import dataclasses
+import functools
+import io
+import threading
+import warnings
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from koala import color
+from koala.data import schema
+
+DEFAULT_MAX_PIXELS = 64_000_000  # about 8000 x 8000: larger headers are treated as bombs
+DEFAULT_MIN_CHROMA = 1.5  # mean Lab chroma below this: a grayscale source (no colour to learn)
+RESIZE_MODES = ("pad", "crop", "stretch")
+
+# Reason codes written to the manifest.
+NOT_AN_IMAGE = "not_an_image"
+CORRUPT = "corrupt"
+TOO_LARGE = "too_large"
+GRAYSCALE = "grayscale"
+
+
+@dataclasses.dataclass(frozen=True)
+class Skip(Exception):
+    """Why an input is left out: a reason code (counted) and a human detail."""
+
+    reason: str
+    detail: str
+
+    def __reduce__(self):  # picklable across the writer's worker processes
+        return Skip, (self.reason, self.detail)
+
+
+@dataclasses.dataclass(frozen=True)
+class Processed:
+    """One usable image at working size, quantized as the schema stores it.
+
+    `content` is the (top, bottom, left, right) box of real pixels: padding is excluded
+    from the ab prior, or white borders would dominate it.
+    """
+
+    lightness: np.ndarray  # uint8 [size, size]
+    ab: np.ndarray  # uint8 [size, size, 2]
+    content: tuple
+
+
+def decode(data, max_pixels=DEFAULT_MAX_PIXELS, target_size=None):
+    """Encoded bytes -> uint8 RGB [H, W, 3], upright (EXIF), alpha composited on white."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as error:
+        raise Skip(NOT_AN_IMAGE, str(error)) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise Skip(TOO_LARGE, str(error)) from None
+    except Exception as error:  # Pillow raises many types on broken headers
+        raise Skip(CORRUPT, f"{type(error).__name__}: {error}") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise Skip(TOO_LARGE, f"{width}x{height} exceeds the {max_pixels} pixel limit")
+    try:
+        if (target_size and image.format == "JPEG" and min(width, height) >= 2 * target_size
+                and image.mode in ("RGB", "L", "CMYK")):
+            image.draft(image.mode, (target_size, target_size))
+        image = ImageOps.exif_transpose(image)
+        return to_rgb(image)
+    except Exception as error:  # truncated data, bad Huffman tables, broken chunks...
+        raise Skip(CORRUPT, f"{type(error).__name__}: {error}") from None
+
+
+def to_rgb(image):
+    """A loaded Pillow image of any mode -> uint8 RGB array (alpha over white)."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # high bit-depth grayscale
+        values = np.asarray(image, np.float64)
+        peak = 65535.0 if values.max() > 255 else 255.0
+        gray = np.clip(np.round(values / peak * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if image.mode == "P" or image.mode in ("LA", "PA", "RGBa", "La"):
+        image = image.convert("RGBA")
+    if image.mode == "RGBA":
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    return np.asarray(image.convert("RGB"), np.uint8)
+
+
+def resize(rgb, size, mode="pad", pad_value=255):
+    """uint8 RGB [H, W, 3] -> ([size, size, 3], content box (top, bottom, left, right)).
+
+    pad: keep the aspect ratio, fit the long side, fill the rest with pad_value (white, as
+    Deep Koalarization); crop: fit the short side and take the centre; stretch: ignore the
+    aspect ratio. Area averaging when shrinking (no aliasing), bilinear when enlarging.
+    """
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"resize mode {mode!r} is not one of {RESIZE_MODES}")
+    height, width = rgb.shape[:2]
+    if mode == "stretch":
+        return _scale(rgb, size, size), (0, size, 0, size)
+    fit = max if mode == "pad" else min
+    scale = size / fit(height, width)
+    new_h = max(1, int(round(height * scale)))
+    new_w = max(1, int(round(width * scale)))
+    scaled = _scale(rgb, new_h, new_w)
+    if mode == "crop":
+        top, left = (new_h - size) // 2, (new_w - size) // 2
+        return scaled[top:top + size, left:left + size], (0, size, 0, size)
+    canvas = np.full((size, size, 3), pad_value, np.uint8)
+    top, left = (size - new_h) // 2, (size - new_w) // 2
+    canvas[top:top + new_h, left:left + new_w] = scaled
+    return canvas, (top, top + new_h, left, left + new_w)
+
+
+def _scale(rgb, height, width):
+    if (height, width) == rgb.shape[:2]:
+        return rgb
+    shrinking = height * width < rgb.shape[0] * rgb.shape[1]
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(rgb, (width, height), interpolation=interpolation)
+
+
+_TABLE_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _lab_table_unlocked():
+    table = np.zeros((1 << 24, 4), np.uint8)
+    codes = np.arange(1 << 24, dtype=np.uint32).reshape(-1, 1 << 20)
+    for chunk in codes:  # 16 chunks of 1M colours keep the float temporaries small
+        rgb = np.stack([chunk >> 16, (chunk >> 8) & 255, chunk & 255], -1).astype(np.uint8)
+        lightness, ab = schema.quantize_lab(color.rgb_to_lab_cv2(rgb[None])[0])
+        table[chunk, 0], table[chunk, 1:3] = lightness, ab
+    return table.view(np.uint32).ravel()
+
+
+def lab_table():
+    """Quantized Lab of every 24-bit sRGB colour, packed as uint32 (L, a, b, 0 bytes).
+
+    Built once per process (about 1.6 s, 64 MB) from the exact float path
+    (color.rgb_to_lab_cv2 + schema.quantize_lab), so a lookup gives the very same bytes at
+    about 5x the speed (measured at 224 px: 0.26 ms vs 1.27 ms per image).
+    """
+    with _TABLE_LOCK:
+        return _lab_table_unlocked()
+
+
+def rgb_to_lab_uint8(rgb):
+    """uint8 RGB [H, W, 3] -> (L uint8 [H, W], ab uint8 [H, W, 2]) exactly as the schema stores."""
+    # BGRA bytes read as little-endian uint32 are b | g << 8 | r << 16 | alpha << 24.
+    codes = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA).view(np.uint32)[..., 0] & 0xFFFFFF
+    packed = np.take(lab_table(), codes).view(np.uint8).reshape(codes.shape + (4,))
+    lightness, a, b, _ = cv2.split(packed)
+    return lightness, cv2.merge([a, b])
+
+
+@functools.lru_cache(maxsize=1)
+def _chroma_table():
+    offsets = np.arange(256, dtype=np.float32) - schema.AB_OFFSET
+    return np.hypot(offsets[:, None], offsets[None, :]).ravel()
+
+
+def mean_chroma(ab):
+    """Mean sqrt(a^2 + b^2) (Lab units) of a uint8 schema ab image, on every 4th pixel.
+
+    A mean over 1/16 of the pixels of a resized photo differs from the full mean by far
+    less than the threshold's margin, at 1/16 of the cost.
+    """
+    ab = ab[::4, ::4].astype(np.uint32)
+    return float(np.take(_chroma_table(), (ab[..., 0] << 8) | ab[..., 1]).mean())
+
+
+def process(payload, size, mode="pad", pad_value=255, min_chroma=DEFAULT_MIN_CHROMA,
+            max_pixels=DEFAULT_MAX_PIXELS):
+    """Encoded bytes or a uint8 array -> Processed, or raise Skip.
+
+    The chroma test runs on the real pixels only (not the padding) at working size.
+    """
+    if isinstance(payload, np.ndarray):
+        rgb = payload if payload.ndim == 3 and payload.shape[-1] == 3 else to_rgb(
+            Image.fromarray(np.squeeze(payload)))
+    else:
+        rgb = decode(payload, max_pixels=max_pixels, target_size=size)
+    resized, (top, bottom, left, right) = resize(rgb, size, mode, pad_value)
+    lightness, ab = rgb_to_lab_uint8(resized)
+    chroma = mean_chroma(ab[top:bottom, left:right])
+    if chroma < min_chroma:
+        raise Skip(GRAYSCALE, f"mean chroma {chroma:.2f} < {min_chroma}")
+    return Processed(lightness, ab, (top, bottom, left, right))

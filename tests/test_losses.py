@@ -1,0 +1,109 @@
+"""The papers' losses equal their formulas on tiny tensors; weights have expectation 1."""
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from koala import color, losses
+
+Q = len(color.ab_bins())
+
+
+@pytest.fixture(scope="module")
+def photo_prior(sample_photos):
+    """The smoothed ab prior of a few real photos, as the records manifest would give it."""
+    ab = []
+    for path in sample_photos(8):
+        rgb = cv2.imread(str(path))[..., ::-1]
+        ab.append(color.rgb_to_lab_cv2(rgb)[..., 1:].reshape(-1, 2))
+    return color.smoothed_prior(color.histogram_counts(np.concatenate(ab)))
+
+
+def skewed_prior():
+    """Half the mass on the grey bin (a = b = 0), the rest spread evenly."""
+    prior = np.full(Q, 0.5 / (Q - 1))
+    prior[grey_bin()] = 0.5
+    return prior
+
+
+def grey_bin():
+    return int(np.argmin(np.abs(color.ab_bins()).sum(-1)))
+
+
+@pytest.mark.parametrize("lam", [0.5, 0.2, 1.0])
+def test_rarity_weights_have_expectation_one_under_the_prior(photo_prior, lam):
+    weights = losses.rarity_weights(photo_prior, lam)
+    assert weights.shape == (Q,)
+    assert float(np.sum(photo_prior * weights)) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_rebalancing_weights_have_expectation_one_and_favour_rare_colours(photo_prior):
+    weights = color.rebalancing_weights(photo_prior, 0.5)
+    assert float(np.sum(photo_prior * weights)) == pytest.approx(1.0, abs=1e-5)
+    saturated = int(np.argmax(np.abs(color.ab_bins()).sum(-1)))
+    assert weights[saturated] > weights[grey_bin()]
+
+
+def test_mse_ab_is_eq_2_of_seed_001():
+    y_true = np.zeros((2, 1, 2, 2), np.float32)
+    y_pred = np.zeros((2, 1, 2, 2), np.float32)
+    y_pred[0, 0, 0] = [0.5, -0.5]
+    y_pred[0, 0, 1] = [0.1, 0.0]
+    # image 0: (0.25 + 0.25 + 0.01 + 0) / (2 * 1 * 2) = 0.1275; image 1: 0; batch mean.
+    assert float(losses.mse_ab(y_true, y_pred)) == pytest.approx(0.1275 / 2)
+
+
+def test_rarity_weighted_mse_weights_each_pixel_by_its_true_colour():
+    prior = skewed_prior()
+    lam = 0.5
+    v = 1.0 / ((1 - lam) * prior + lam / Q)
+    v = v / np.sum(prior * v)  # E_p[v] = 1
+    rare = (grey_bin() + 40) % Q
+    y_true = np.zeros((1, 1, 2, 2), np.float32)  # pixel 0 grey, pixel 1 a rare bin centre
+    y_true[0, 0, 1] = color.ab_bins()[rare] / 128.0
+    y_pred = y_true + np.array([0.1, 0.2], np.float32)  # squared error 0.05 at each pixel
+    expected = (v[grey_bin()] * 0.05 + v[rare] * 0.05) / (2 * 1 * 2)
+    loss = losses.rarity_weighted_mse(prior, lam)(y_true, y_pred)
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    assert v[rare] > 1.0 > v[grey_bin()]
+
+
+def test_rebalanced_cross_entropy_hand_values():
+    prior = skewed_prior()
+    weights = color.rebalancing_weights(prior, 0.5)
+    rare = (grey_bin() + 40) % Q
+    y_true = np.broadcast_to(color.ab_bins()[rare] / 128.0, (1, 4, 4, 2)).astype(np.float32)
+    loss = losses.rebalanced_cross_entropy(prior)
+    # Uniform logits: the cross-entropy of any target distribution is log Q.
+    uniform = np.zeros((1, 1, 1, Q), np.float32)  # 1/4 resolution: the target is subsampled
+    assert float(loss(y_true, uniform)) == pytest.approx(weights[rare] * math.log(Q), rel=1e-5)
+    # Logits sharp on the soft target's support recover its entropy, far below log Q.
+    target = color.soft_encode(color.ab_bins()[rare]).numpy()
+    sharp = np.log(np.maximum(target, 1e-30)).astype(np.float32).reshape(1, 1, 1, Q)
+    entropy = -np.sum(target * np.log(np.maximum(target, 1e-30)))
+    assert float(loss(y_true, sharp)) == pytest.approx(weights[rare] * entropy, rel=1e-4)
+
+
+def test_binned_cross_entropy_is_eq_1_of_seed_004():
+    y_true = np.array([[[[0.05, -0.95]]]], np.float32)  # U in bin 10, V in bin 0 (of 20)
+    uniform = np.zeros((1, 1, 1, 2, 20), np.float32)
+    assert float(losses.binned_cross_entropy(y_true, uniform)) == pytest.approx(2 * math.log(20))
+    confident = uniform.copy()
+    confident[0, 0, 0, 0, 10] = 5.0  # U right, V still uniform
+    u_term = -math.log(math.exp(5.0) / (math.exp(5.0) + 19))
+    expected = u_term + math.log(20)
+    loss = losses.binned_cross_entropy(y_true, confident)
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+
+
+def test_bin_weight_lookup_agrees_with_nearest_bin_in_gamut(photo_prior):
+    weights = color.rebalancing_weights(photo_prior)
+    rng = np.random.default_rng(0)
+    centres = color.ab_bins()[rng.integers(0, Q, 500)]
+    ab = centres + rng.uniform(-4.9, 4.9, centres.shape).astype(np.float32)  # inside the cell
+    looked_up = losses.bin_weight_lookup(weights)(ab).numpy()
+    np.testing.assert_allclose(looked_up, weights[color.nearest_bin(ab).numpy()])
+    far = np.array([[127.0, -128.0]], np.float32)  # outside every listed cell: still a weight
+    assert np.isfinite(losses.bin_weight_lookup(weights)(far).numpy()).all()

@@ -1,0 +1,270 @@
+"""The training loop: strategies agree, SIGKILL resumes, NaN stops, every experiment runs.
+
+Multi-process tests run `python` subprocesses (two MultiWorkerMirroredStrategy workers on
+localhost ports, logical CPU devices that must be set before TF starts); the rest run in
+this process on records written here with the schema (32 px, a handful of images).
+"""
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from koala import bundle, color, train
+from koala.data import schema
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SIZE = 32
+EMBEDDING_DIM = 1536
+
+# Trains a 2-conv model 3 steps on fixed in-memory data, then writes its weights (.npz).
+# The dataset_fn splits every global batch into per-replica slices the same way for any
+# number of workers/replicas, so every strategy must end at the same weights.
+STRATEGY_SCRIPT = textwrap.dedent("""
+    import sys
+    import keras, numpy as np, tensorflow as tf
+    from koala import train
+
+    mode, workdir = sys.argv[1], sys.argv[2]
+    modes = {"local": ["default", "mirrored:2"], "worker": ["multiworker"]}[mode]
+    strategies = [train.select_strategy(name) for name in modes]  # logical CPUs first
+
+    rng = np.random.default_rng(0)
+    gray = rng.uniform(-1, 1, (64, 16, 16, 1)).astype(np.float32)
+    target = np.tanh(np.concatenate([gray * 0.8, -gray * 0.5], -1) + 0.1).astype(np.float32)
+
+    def dataset_fn(split, global_batch, context):
+        data = tf.data.Dataset.from_tensor_slices(({"L": gray}, target))
+        if split == "val":
+            return data.batch(global_batch)
+        per_replica = context.get_per_replica_batch_size(global_batch)
+        return data.repeat().batch(per_replica, drop_remainder=True).shard(
+            context.num_input_pipelines, context.input_pipeline_id)
+
+    def model():
+        inputs = {"L": keras.Input((None, None, 1), name="L")}
+        x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(inputs["L"])
+        ab = keras.layers.Conv2D(2, 3, padding="same", activation="tanh", name="ab")(x)
+        return keras.Model(inputs, ab)
+
+    for name, strategy in zip(modes, strategies):
+        config = train.load_config("cifar10_unet_regression:tiny")
+        config.model.update(name="two_convs", output_kind="regression")
+        config.data.update(size=16, color_space="lab")
+        config.train.update(batch_size=8, steps=3)
+        config.optimizer.learning_rate = 0.01
+        out = f"{workdir}/{name.replace(':', '_')}"
+        train.train(config, out, model=model, dataset_fn=dataset_fn, strategy=strategy)
+        own = train._worker_dir(train.pathlib.Path(out), strategy)  # each worker's own bundle
+        done = keras.saving.load_model(own / "bundle" / "model.keras")
+        if strategy.cluster_resolver is not None:
+            out += f"-task{strategy.cluster_resolver.task_id}"
+        np.savez(out + ".npz", *[w.numpy() for w in done.weights])
+""")
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("localhost", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def _env(**extra):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO), **extra)
+    env.pop("TF_CONFIG", None)
+    return {**env, **extra}
+
+
+def _weights(path):
+    with np.load(path) as data:
+        return [data[key] for key in sorted(data.files, key=lambda k: int(k.split("_")[1]))]
+
+
+def test_default_mirrored_and_two_workers_reach_the_same_weights(tmp_path):
+    script = tmp_path / "strategies.py"
+    script.write_text(STRATEGY_SCRIPT)
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    processes = [subprocess.Popen([sys.executable, str(script), "local", str(tmp_path)],
+                                  env=_env(), stderr=subprocess.PIPE, text=True)]
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        processes.append(subprocess.Popen(
+            [sys.executable, str(script), "worker", str(tmp_path / "mwms")],
+            env=_env(TF_CONFIG=tf_config), stderr=subprocess.PIPE, text=True))
+    for process in processes:
+        _, err = process.communicate(timeout=240)
+        assert process.returncode == 0, err[-3000:]
+
+    reference = _weights(tmp_path / "default.npz")
+    for other in ("mirrored_2.npz", "mwms/multiworker-task0.npz", "mwms/multiworker-task1.npz"):
+        weights = _weights(tmp_path / other)
+        assert len(weights) == len(reference) == 4
+        for got, want in zip(weights, reference):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=other)
+    worker0, worker1 = (_weights(tmp_path / f"mwms/multiworker-task{i}.npz") for i in (0, 1))
+    for first, second in zip(worker0, worker1):
+        np.testing.assert_array_equal(first, second)  # all-reduce: bitwise-identical replicas
+    run = tmp_path / "mwms" / "multiworker"
+    assert (run / "bundle").is_dir() and (run / "checkpoints").is_dir()  # the chief's
+    assert not (run / "worker-1" / "checkpoints").exists()  # worker 1's scratch copy: removed
+
+
+def _write_records(directory, n_train=16, n_val=8, seed=0):
+    """Tiny smooth colour images as records (with an embedding, for koalarization)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    counts = np.zeros(len(color.ab_bins()), np.int64)
+    for split, count in (("train", n_train), ("val", n_val)):
+        with tf.io.TFRecordWriter(str(directory / f"{split}-00000-of-00001.tfrecord")) as out:
+            for index in range(count):
+                rgb = tf.image.resize(rng.uniform(0, 1, (1, 4, 4, 3)), (SIZE, SIZE))[0]
+                lab = color.rgb_to_lab(rgb).numpy()
+                lightness, ab = schema.quantize_lab(lab)
+                out.write(schema.encode(f"{split}/{index}", lightness, ab,
+                                        rng.normal(size=EMBEDDING_DIM)))
+                if split == "train":
+                    counts += color.histogram_counts(lab[..., 1:])
+    manifest = {"settings": {"size": SIZE}, "prior": {"counts": counts.tolist()}}
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    return _write_records(tmp_path_factory.mktemp("records"))
+
+
+def _cli(workdir, records_dir, *overrides):
+    return [sys.executable, "-m", "koala.cli", "train",
+            "--experiment", "cifar10_unet_regression:tiny", "--workdir", str(workdir),
+            f"--config.data.records={records_dir}", "--config.data.source=", *overrides]
+
+
+def _history(workdir, split="train"):
+    lines = (workdir / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["split"] == split]
+
+
+def test_sigkill_then_rerun_resumes_and_ends_at_the_configured_step(tmp_path, records):
+    workdir = tmp_path / "run"
+    command = _cli(workdir, records, "--config.train.steps=300",
+                   "--config.checkpoint.every_steps=10", "--config.eval.every_steps=1000")
+    process = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not tf.train.latest_checkpoint(str(workdir / "checkpoints")):
+        assert process.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    killed_at = _history(workdir)[-1]["step"]
+    assert killed_at < 300
+
+    rerun = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=180)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "resumed from" in rerun.stderr
+    resumed_at = int(rerun.stderr.split("resumed from")[1].split("at step")[1].split()[0])
+    assert 10 <= resumed_at <= killed_at
+    steps = [r["step"] for r in _history(workdir)]
+    after = steps[steps.index(killed_at) + 1:]
+    assert after[0] == resumed_at + 1 and after[-1] == 300  # the counter continues
+    assert after == list(range(resumed_at + 1, 301))
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-300")
+    assert (workdir / "bundle" / "model.keras").is_file()
+
+
+def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(tmp_path, records):
+    config = train.load_config("cifar10_unet_regression:tiny")
+    config.data.update(records=str(records), source="", color_space="lab")
+    config.train.steps = 10
+    config.checkpoint.every_steps = 2
+
+    def dataset_fn(split, global_batch, context=None):
+        good = train.make_dataset(config, split, global_batch, context)
+        if split == "val":
+            return good
+        poisoned = good.map(lambda features, ab: (features, ab * float("nan")))
+        return good.take(5).concatenate(poisoned)
+
+    with pytest.raises(train.NonFiniteLoss, match=r"became nan between steps 5 and 6.*ckpt-4"):
+        train.train(config, tmp_path, dataset_fn=dataset_fn)
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-4")
+    reader = tf.train.load_checkpoint(str(tmp_path / "checkpoints" / "ckpt-4"))
+    saved = [reader.get_tensor(name) for name, _ in tf.train.list_variables(
+        str(tmp_path / "checkpoints" / "ckpt-4")) if "model" in name and "VARIABLE" in name]
+    assert saved and all(np.isfinite(value).all() for value in saved)
+    assert not (tmp_path / "bundle").exists()
+
+
+FAST_EXPERIMENTS = ["koalarization", "koalarization_lite", "effnet_head_lite", "zhang_eccv16",
+                    "iizuka", "cifar10_unet_regression", "cifar10_unet_classification"]
+
+
+@pytest.mark.parametrize("name", FAST_EXPERIMENTS + [
+    pytest.param("effnet_head", marks=pytest.mark.slow)])
+def test_each_experiment_builds_and_trains_two_steps(tmp_path, records, name):
+    config = train.load_config(f"{name}:tiny")
+    config.data.update(records=str(records), source="")
+    config.train.steps = 2
+    summary = train.train(config, tmp_path, strategy=tf.distribute.get_strategy())
+    assert summary["step"] == 2 and np.isfinite(summary["train_loss"])
+    assert np.isfinite(summary["val"]["loss"]) and "psnr" in summary["val"]
+    meta = json.loads((tmp_path / "bundle" / "koala.json").read_text())
+    assert meta["model"] == config.model.name and meta["size"] == SIZE
+    if config.data.with_embedding:
+        return  # needs the embedding input: colorize reads only L
+    loaded = bundle.load(tmp_path)
+    ab = loaded.predict_ab(np.full((1, SIZE, SIZE, 1), 50.0, np.float32))
+    assert ab.shape == (1, SIZE, SIZE, 2) and np.isfinite(ab).all()
+
+
+def test_every_shipped_experiment_has_the_sections_and_scale_variants():
+    sections = {"data", "model", "loss", "optimizer", "schedule", "train", "eval",
+                "checkpoint", "precision"}
+    assert set(FAST_EXPERIMENTS + ["effnet_head"]) == set(train.experiment_names())
+    for name in train.experiment_names():
+        for variant in ("", ":tpu", ":gpu", ":cpu", ":tiny"):
+            config = train.load_config(name + variant)
+            assert sections <= set(config.keys()), name
+    paper = train.load_config("koalarization")
+    assert (paper.optimizer.name, paper.optimizer.learning_rate, paper.train.batch_size) == \
+        ("adam", 1e-3, 100)
+    assert train.load_config("koalarization:tpu").precision == "mixed_bfloat16"
+    assert train.load_config("koalarization:gpu").precision == "mixed_float16"
+
+
+def test_overrides_parse_as_the_fields_type_and_reject_unknown_fields():
+    config = train.apply_overrides(train.load_config("koalarization"), {
+        "train.batch_size": "64", "optimizer.learning_rate": "3e-4",
+        "train.jit_compile": "true", "precision": "mixed_bfloat16", "train.steps": "1e4"})
+    assert config.train.batch_size == 64 and config.optimizer.learning_rate == 3e-4
+    assert config.train.jit_compile is True and config.precision == "mixed_bfloat16"
+    assert config.train.steps == 10_000
+    with pytest.raises(KeyError, match="train.batchsize"):
+        train.apply_overrides(config, {"train.batchsize": "1"})
+    with pytest.raises(ValueError, match="unknown experiment"):
+        train.load_config("no_such_experiment")
+
+
+def test_precision_follows_the_hardware_unless_overridden():
+    default = tf.distribute.get_strategy()
+    assert train.precision_policy("auto", default) == "float32"  # this CPU-only machine
+    assert train.precision_policy("mixed_bfloat16", default) == "mixed_bfloat16"
+    with pytest.raises(ValueError):
+        train.precision_policy("float8", default)
+    with pytest.raises(ValueError, match="unknown strategy"):
+        train.select_strategy("horovod")
