@@ -65,15 +65,23 @@ def build(input_size=None, backbone="efficientnet_lite0", weights="imagenet",
 
 @keras.saving.register_keras_serializable(package="koala")
 class BlendedAB(layers.Layer):
-    """w * regression ab + (1 - w) * annealed mean of the bin logits, upsampled: scaled ab."""
+    """w * regression ab + (1 - w) * annealed mean of the bin logits, upsampled: scaled ab.
 
-    def __init__(self, weight=0.5, temperature=0.38, **kwargs):
+    `bin_bias` (one value per bin, added to the logits) shifts the predicted distribution
+    towards rare colours at inference: alpha * log of Zhang's rebalancing weights turns an
+    unweighted classifier's posterior into (roughly) a rebalanced one's, without retraining.
+    """
+
+    def __init__(self, weight=0.5, temperature=0.38, bin_bias=None, **kwargs):
         super().__init__(**kwargs)
         self.weight = float(weight)
         self.temperature = float(temperature)
+        self.bin_bias = None if bin_bias is None else [float(b) for b in bin_bias]
         self.bins = np.asarray(color.ab_bins(), np.float32) / color.AB_SCALE
 
     def call(self, ab, logits):
+        if self.bin_bias is not None:
+            logits = logits + ops.convert_to_tensor(np.asarray(self.bin_bias, np.float32))
         probs = ops.softmax(logits / self.temperature, axis=-1)
         annealed = ops.tensordot(probs, ops.convert_to_tensor(self.bins), axes=1)
         # tf.image.resize: the target size is dynamic (any input size), which Keras' own
@@ -83,13 +91,14 @@ class BlendedAB(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "weight": self.weight,
-                "temperature": self.temperature}
+                "temperature": self.temperature, "bin_bias": self.bin_bias}
 
 
-def inference_model(model, weight, temperature):
+def inference_model(model, weight, temperature, bin_bias=None):
     """One-output model {"L"} -> "ab" (scaled) blending the two heads of a trained `model`."""
     inputs = {"L": keras.Input((None, None, 1), name="L")}
     outputs = model(inputs)
-    ab = BlendedAB(weight, temperature, name="ab_blend")(outputs["ab"], outputs["ab_logits"])
+    blend = BlendedAB(weight, temperature, bin_bias, name="ab_blend")
+    ab = blend(outputs["ab"], outputs["ab_logits"])
     ab = layers.Activation("linear", name="ab_out", dtype="float32")(ab)
     return keras.Model(inputs, {"ab": ab}, name="effnet_unet_blend")
