@@ -51,7 +51,7 @@ bench: $(STAMP)
 	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
 
 report: $(STAMP)
-	$(BIN)/koala report --output experiments/REPORT.md
+	$(BIN)/koala report --output experiments/REPORT.md --data $(SHARED)/data
 
 default-model: $(STAMP)
 	$(BIN)/python data_prep/train_default_model.py --data $(SHARED)/data

@@ -34,6 +34,7 @@ TEMPERATURES = (0.01, 0.2, 0.38, 0.6, 1.0)
 RARITY_LAMBDAS = (0.25, 0.5, 0.75)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 GRID_ROWS = 4
+CHUNK = 16  # images per forward pass when measuring
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,12 +56,12 @@ class Budget:
 
 
 BUDGETS = {
-    "tiny": Budget("tiny", steps=2, cifar_steps=2, batch=4, photo_size=32, photos=30, cifar_images=40,
-                   eval_images=6, unet_width=8, zhang_width=0.125, reference_folders=2,
-                   reference_per_folder=2),
+    "tiny": Budget("tiny", steps=2, cifar_steps=2, batch=4, photo_size=32, photos=30,
+                   cifar_images=40, eval_images=6, unet_width=8, zhang_width=0.125,
+                   reference_folders=2, reference_per_folder=2),
     "cpu": Budget("cpu", steps=600, cifar_steps=2000, batch=16, photo_size=64, photos=2000,
-                  cifar_images=5000, eval_images=200, unet_width=16, zhang_width=0.25, reference_folders=16,
-                  reference_per_folder=3),
+                  cifar_images=5000, eval_images=200, unet_width=16, zhang_width=0.25,
+                  reference_folders=16, reference_per_folder=3),
 }
 
 
@@ -171,10 +172,20 @@ def val_images(config, limit):
             np.concatenate(targets)[:limit])
 
 
+def in_chunks(function, *arrays, size=CHUNK):
+    """function(*arrays) evaluated CHUNK images at a time and concatenated: a whole val set
+    in one call holds every layer's activations for all images (the 224 px classifier on
+    200 images needs > 20 GB)."""
+    parts = [np.asarray(function(*(a[i:i + size] for a in arrays)))
+             for i in range(0, len(arrays[0]), size)]
+    return np.concatenate(parts)
+
+
 def model_outputs(model, features):
     """The model's raw outputs on the inputs it declares (records may hold more)."""
-    names = {tensor.name.split(":")[0] for tensor in model.inputs}
-    return model({k: v for k, v in features.items() if k in names}, training=False)
+    names = sorted(tensor.name.split(":")[0] for tensor in model.inputs)
+    return in_chunks(lambda *inputs: model(dict(zip(names, inputs)), training=False),
+                     *(features[name] for name in names))
 
 
 def decode(outputs, kind, size, temperature=None):
@@ -211,7 +222,8 @@ def measure(gray, truth, prediction, color_space, prior=None, classify=None, tru
                 metrics.auc(p, t, weights=metrics.rebalancing_weights(t, prior))
                 for p, t in zip(ab_pred, ab_true)])
     if classify is not None:
-        result["top1_agreement"] = 100.0 * (classify(list(to_uint8(pred_rgb))) == truth_votes)
+        result["top1_agreement"] = 100.0 * (in_chunks(classify, to_uint8(pred_rgb))
+                                            == truth_votes)
     return result
 
 
@@ -227,7 +239,7 @@ class Comparison:
         self.classify = classify
         self.truth_votes = None
         if classify is not None:
-            self.truth_votes = classify(list(self.rgb(self.truth)))
+            self.truth_votes = in_chunks(classify, self.rgb(self.truth))
         self.methods = {}
         self.images = {"gray": list(self.rgb(np.zeros_like(self.truth)))}
 
@@ -388,7 +400,8 @@ def section_002(context):
                   "rebalanced (λ=0.5)", ">", "no rebalancing"),
         fmt.Claim("Annealed mean T=0.38 is more vivid than the mean (T=1)", "colorfulness",
                   sweep[2], ">", sweep[-1]),
-        fmt.Claim("Annealed mean T=0.38 is more accurate than the mode (T→0)", "auc", sweep[2], ">", sweep[0]),
+        fmt.Claim("Annealed mean T=0.38 is more accurate than the mode (T→0)", "auc",
+                  sweep[2], ">", sweep[0]),
     ]
     section = fmt.Section("002", "Zhang et al.: class rebalancing and the annealed mean",
                           _setup(context, records, [
@@ -580,8 +593,9 @@ def _header(budget, total, records_seconds, sections, reused):
         "on a 2-core CPU shared with other work (the run is niced), so times are upper "
         "bounds.", "",
         f"Budget `{budget.name}`: {budget.steps} training steps of batch {budget.batch} per "
-        f"photo model ({budget.cifar_steps} for the CIFAR U-Nets), {budget.photo_size} px photos ({budget.photos} sampled from photos/train, 10% "
-        f"held out), {budget.cifar_images} CIFAR-10 images at 32 px, up to "
+        f"photo model ({budget.cifar_steps} for the CIFAR U-Nets), {budget.photo_size} px "
+        f"photos ({budget.photos} sampled from photos/train, 10% held out), "
+        f"{budget.cifar_images} CIFAR-10 images at 32 px, up to "
         f"{budget.eval_images} val images per comparison. The papers train for days on a GPU; "
         "these models are early in training, so a verdict says whether the claimed effect "
         "already shows at this budget, not whether the paper is right.", "",
