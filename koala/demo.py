@@ -5,16 +5,11 @@ and flower and matplotlib's grace_hopper go through the default model; the resul
 `demo/grid.png` (gray | Koala | original) and `demo/metrics.md` (model vs the gray baseline).
 """
 
+import argparse
 import pathlib
-import sys
 import time
 
 import numpy as np
-from absl import app, flags
-
-flags.DEFINE_string("output", "demo", "folder for grid.png, metrics.md and the colorized photos")
-flags.DEFINE_string("model", "default", "model name or bundle path")
-FLAGS = flags.FLAGS
 
 
 def packaged_photos():
@@ -66,14 +61,18 @@ def save_grid(rows, path):
     plt.close(figure)
 
 
-def main(argv):
-    del argv
+def main(argv=None):
+    """Module flags are argparse, not absl: tests import this module beside koala commands."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", default="demo", help="folder for grid.png, metrics.md, photos")
+    parser.add_argument("--model", default="default", help="model name or bundle path")
+    args = parser.parse_args(argv)
     from koala import colorize
 
-    output = pathlib.Path(FLAGS.output)
+    output = pathlib.Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    colorizer = colorize.Colorizer(FLAGS.model)
+    colorizer = colorize.Colorizer(args.model)
     rows, table = [], []
     for name, truth in packaged_photos().items():
         gray = gray_version(truth)
@@ -99,9 +98,5 @@ def main(argv):
           f"photos in {time.time() - start:.1f} s")
 
 
-def run():
-    app.run(main)
-
-
 if __name__ == "__main__":
-    sys.exit(run())
+    main()
