@@ -54,7 +54,8 @@ report: $(STAMP)
 	$(BIN)/koala report --output experiments/REPORT.md --data $(SHARED)/data
 
 default-model: $(STAMP)
-	$(BIN)/python data_prep/train_default_model.py --data $(SHARED)/data
+	$(BIN)/python data_prep/train_default_model.py --data $(SHARED)/data --workdir runs/default --finetune
+	$(BIN)/python data_prep/select_default_model.py --workdir runs/default --data $(SHARED)/data --ship
 
 study: $(STAMP)
 	$(BIN)/koala study serve --real $(SHARED)/data/benchmark/kodak24 --colorized $(OUT)/study_colorized --model default

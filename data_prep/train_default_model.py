@@ -101,7 +101,7 @@ def main():
     parser.add_argument("--workdir", default="runs/default")
     parser.add_argument("--size", type=int, default=160)
     parser.add_argument("--batch", type=int, default=24)
-    parser.add_argument("--steps", type=int, default=12000)
+    parser.add_argument("--steps", type=int, default=6500)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--logit-weight", type=float, default=1.0)
     parser.add_argument("--finetune", action="store_true", help="train the last backbone stages")
