@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from koala import bundle as bundle_lib
-from koala import color, colorize, metrics
+from koala import color, colorize, demo, metrics
 from koala.models import effnet_unet
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -85,7 +85,7 @@ def evaluate_grid(model, paths, bias, sizes=SIZES):
         rgb = colorize.read_image(path)
         truth_ab = color.rgb_to_lab_cv2(rgb)[..., 1:]
         truth_colorfulness = metrics.colorfulness(rgb)
-        gray = colorize.recombine(colorize.split(rgb).lightness, np.zeros((1, 1, 2), np.float32))
+        gray = demo.gray_version(rgb)
         baseline = (metrics.psnr(gray / 255.0, rgb / 255.0), metrics.auc(
             np.zeros_like(truth_ab), truth_ab), metrics.colorfulness(gray), truth_colorfulness)
         sums.setdefault("gray", []).append(baseline)

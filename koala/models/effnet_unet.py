@@ -78,10 +78,11 @@ class BlendedAB(layers.Layer):
         self.temperature = float(temperature)
         self.bin_bias = None if bin_bias is None else [float(b) for b in bin_bias]
         self.bins = np.asarray(color.ab_bins(), np.float32) / color.AB_SCALE
+        self.logit_offset = None if bin_bias is None else np.asarray(bin_bias, np.float32)
 
     def call(self, ab, logits):
-        if self.bin_bias is not None:
-            logits = logits + ops.convert_to_tensor(np.asarray(self.bin_bias, np.float32))
+        if self.logit_offset is not None:
+            logits = logits + ops.convert_to_tensor(self.logit_offset)
         probs = ops.softmax(logits / self.temperature, axis=-1)
         annealed = ops.tensordot(probs, ops.convert_to_tensor(self.bins), axes=1)
         # tf.image.resize: the target size is dynamic (any input size), which Keras' own
