@@ -4,21 +4,25 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED ?= ../shared
-DATASET ?= $(SHARED)/data/photos/train
-RECORDS ?= records/default
+# make records MODEL=NAME && make train MODEL=NAME[:VARIANT]: the records the experiment
+# declares (size, embedding backbone and weights), then training. DATASET= photo folder
+# (default: the experiment's own, ../shared/data/photos/train for the photo experiments);
+# WEIGHTS= a local backbone weights file (e.g. Inception-ResNet-v2's .h5 when offline).
 MODEL ?= koalarization_lite
-WORKDIR ?= runs/$(MODEL)
+DATASET ?=
+WEIGHTS ?=
+WORKDIR ?= runs/$(subst :,-,$(MODEL))
+EXPERIMENT_ARGS = $(if $(DATASET),--config.data.source=$(DATASET)) $(if $(WEIGHTS),--config.model.kwargs.weights=$(WEIGHTS))
 INPUT ?= $(SHARED)/data/historical
 OUT ?= out
-SIZE ?= 224
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow records train evaluate export colorize bench report default-model study clean
+.PHONY: install demo test test-slow records train evaluate export colorize bench report default-model app study clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,study]'
+	$(BIN)/pip install --quiet -e '.[test,study,beam]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -33,10 +37,10 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
 
 records: $(STAMP)
-	$(BIN)/koala records --input $(DATASET) --output $(RECORDS) --size $(SIZE)
+	$(BIN)/koala train --experiment $(MODEL) --records_only $(EXPERIMENT_ARGS)
 
 train: $(STAMP)
-	$(BIN)/koala train --experiment $(MODEL) --workdir $(WORKDIR)
+	$(BIN)/koala train --experiment $(MODEL) --workdir $(WORKDIR) $(EXPERIMENT_ARGS)
 
 evaluate: $(STAMP)
 	$(BIN)/koala evaluate --model default --input $(SHARED)/data/benchmark --output $(OUT)/evaluate --train_stats $(SHARED)/data/photos/train
@@ -53,9 +57,15 @@ bench: $(STAMP)
 report: $(STAMP)
 	$(BIN)/koala report --output experiments/REPORT.md --data $(SHARED)/data
 
+# The default model is an experiment like any other; rerunning resumes from runs/default.
+# DEFAULT_ARGS=--config.model.init=default continues from the shipped bundle (fresh optimizer).
+DEFAULT_ARGS ?=
 default-model: $(STAMP)
-	$(BIN)/python data_prep/train_default_model.py --data $(SHARED)/data --workdir runs/default --finetune
+	$(BIN)/koala train --experiment default --workdir runs/default $(DEFAULT_ARGS)
 	$(BIN)/python data_prep/select_default_model.py --workdir runs/default --data $(SHARED)/data --ship
+
+app: $(STAMP)
+	$(BIN)/koala app --model default
 
 study: $(STAMP)
 	$(BIN)/koala study serve --real $(SHARED)/data/benchmark/kodak24 --colorized $(OUT)/study_colorized --model default

@@ -1,14 +1,18 @@
-"""Latency and peak memory of `koala colorize` for 256x256, 1 MP and 12 MP colour photos.
+"""Cold and warm `koala colorize` file -> PNG, against the floor measured in the same run.
 
-  python benchmarks/colorize.py [--model default] [--repeats 5]
+  python benchmarks/colorize.py [--model default] [--repeats 5] [--parity_photos 124]
 
-warm: a process that has loaded the model colorizes an in-memory RGB array (median of
---repeats runs, plus the split of the 12 MP time into L / model / recombination); each
-size runs in its own process so that its peak RSS is its own. cold: a fresh
-`koala colorize one.jpg --output DIR` process, wall time and peak RSS (TF import included).
-Prints one JSON line. Without the shipped default model the tiny test bundle is used
-(tests/colorize_helpers.py) and the JSON says so: the figures then measure the pipeline,
-not a real network.
+cold: a fresh `koala colorize one.jpg --output DIR` process on a 1280x800 JPEG: wall time
+and the child's peak RSS (the LiteRT path: no TensorFlow import when the bundle has a
+.tflite; the default model's copy is built into the cache first, once).
+warm: a process that has loaded the model runs the same path as the command
+(colorize.colorize_files: read, colorize, write PNG) on 512x512, 1280x800 and 4000x3000
+JPEGs; median of --repeats, with its peak RSS. floor: cv2 decode of the same file plus
+OpenCV's default PNG encode of an output of the same size, timed in the same process;
+`floor_ratio` = warm / floor. png: OpenCV's compression levels and Koala's band encoder
+(koala.inference.png) at 12 MP, time and size. parity: LiteRT vs Keras on the benchmark
+photos, largest difference in 8-bit levels. The inputs are a real Kodak photo resized.
+Prints one JSON line.
 """
 
 import argparse
@@ -20,58 +24,118 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SIZES = {"256x256": (256, 256), "1MP": (864, 1152), "12MP": (3000, 4000)}
+BENCHMARK = REPO.parent / "shared" / "data" / "benchmark"
+SIZES = {"512x512": (512, 512), "1280x800": (800, 1280), "12MP": (3000, 4000)}
+COLD_SIZE = "1280x800"
 
 
-def source_photo():
-    """A real photo if ../shared is there (Kodak), else a smooth synthetic one."""
-    import numpy as np  # noqa: PLC0415
-
-    from koala.colorize import read_image  # noqa: PLC0415
-
-    kodak = sorted((REPO.parent / "shared/data/benchmark/kodak24").glob("*.png"))
-    if kodak:
-        return read_image(kodak[0])
-    y, x = np.mgrid[0:512, 0:768]
-    return np.stack([x % 256, y % 256, (x + y) % 256], -1).astype(np.uint8)
-
-
-def photo_of(shape):
+def write_inputs(folder):
+    """name -> JPEG (quality 95, as a camera writes) of a real Kodak photo at each size."""
     import cv2  # noqa: PLC0415
 
-    height, width = shape
-    return cv2.resize(source_photo(), (width, height), interpolation=cv2.INTER_CUBIC)
+    kodak = sorted((BENCHMARK / "kodak24").glob("*.png"))
+    if not kodak:
+        raise SystemExit("benchmarks/colorize.py needs ../shared/data/benchmark/kodak24")
+    source = cv2.imread(str(kodak[4]))
+    paths = {}
+    for name, (height, width) in SIZES.items():
+        paths[name] = pathlib.Path(folder) / f"one_{name}.jpg"
+        cv2.imwrite(str(paths[name]), cv2.resize(source, (width, height),
+                                                 interpolation=cv2.INTER_CUBIC),
+                    [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return paths
 
 
-def worker(size_name, model, repeats):
-    """In a fresh process: load, warm up, time; return the figures with this process' peak RSS."""
+def best_and_median(function, repeats):
     import numpy as np  # noqa: PLC0415
 
-    from koala import colorize  # noqa: PLC0415
-
-    image = photo_of(SIZES[size_name])
-    colorizer = colorize.Colorizer(model)
-    for _ in range(2):  # warm-up: eager first call, then the graph is traced
-        colorize.colorize(image, colorizer)
-    times, parts = [], []
+    times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        photo = colorize.split(image)
-        after_split = time.perf_counter()
-        ab = colorizer.predict_ab([photo.lightness])[0]
-        after_model = time.perf_counter()
-        colorize.recombine(photo.lightness, ab, photo.dtype)
-        end = time.perf_counter()
-        times.append(end - start)
-        parts.append((after_split - start, after_model - after_split, end - after_model))
-    median = np.median(np.array(parts), axis=0)
-    return {"warm_s": round(float(np.median(times)), 4),
-            "warm_min_s": round(float(np.min(times)), 4),
-            "lightness_s": round(float(median[0]), 4), "model_s": round(float(median[1]), 4),
-            "recombine_s": round(float(median[2]), 4),
+        function()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)), float(np.min(times))
+
+
+def floor_seconds(path, repeats):
+    """cv2 decode of `path` + OpenCV's default PNG encode of an image of its size."""
+    import cv2  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    def floor():
+        image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+        cv2.imencode(".png", image)
+
+    return best_and_median(floor, repeats)[0]
+
+
+def worker(path, model, repeats):
+    """In a fresh process: warm file -> PNG through the command's own path, and the floor."""
+    from koala import colorize  # noqa: PLC0415
+
+    colorizer = colorize.Colorizer(model)
+    with tempfile.TemporaryDirectory() as out:
+        pairs = [(pathlib.Path(path), pathlib.Path(out) / "one.png")]
+
+        def one():
+            (error,) = [e for _, e in colorize.colorize_files(pairs, colorizer)]
+            assert error is None, error
+
+        one()  # warm-up: first shape (LiteRT allocation; Keras: eager, then graph)
+        one()
+        median, best = best_and_median(one, repeats)
+    floor = floor_seconds(path, repeats)
+    return {"engine": colorizer.runtime.engine, "warm_s": round(median, 4),
+            "warm_min_s": round(best, 4), "floor_s": round(floor, 4),
+            "floor_ratio": round(median / floor, 3),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def png_settings(path, repeats):
+    """Encode time and size at 12 MP: OpenCV's levels (one thread) and the band encoder."""
+    import cv2  # noqa: PLC0415
+
+    from koala import image_io  # noqa: PLC0415
+    from koala.inference import png  # noqa: PLC0415
+
+    rgb = image_io.read_image(path)
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    rows = {"opencv_default": lambda: cv2.imencode(".png", bgr)[1].size}
+    for level in (0, 1, 3, 6):  # 9 took 47 s at 12 MP here
+        settings = [cv2.IMWRITE_PNG_COMPRESSION, level]
+        rows[f"opencv_level{level}"] = (
+            lambda settings=settings: cv2.imencode(".png", bgr, settings)[1].size)
+    for strategy in ("Z_RLE", "Z_DEFAULT_STRATEGY"):
+        for level in (1, 3):
+            rows[f"bands_{strategy}_level{level}"] = (
+                lambda level=level, code=getattr(zlib, strategy): len(png.encode(rgb, level, code)))
+    figures = {}
+    for name, encode in rows.items():
+        size = encode()
+        figures[name] = {"s": round(best_and_median(encode, repeats)[0], 3),
+                         "mb": round(size / 1e6, 2)}
+    return figures
+
+
+def parity(model, count):
+    """LiteRT vs Keras on `count` benchmark photos: largest 8-bit level difference."""
+    import numpy as np  # noqa: PLC0415
+
+    from koala import colorize, image_io  # noqa: PLC0415
+
+    photos = sorted(p for p in BENCHMARK.rglob("*") if p.suffix in (".png", ".jpg"))[:count]
+    lite, keras = colorize.Colorizer(model), colorize.Colorizer(model, engine="keras")
+    worst, above_one = 0, 0
+    for photo in photos:
+        image = image_io.read_image(photo)
+        difference = np.abs(colorize.colorize(image, lite).astype(np.int16)
+                            - colorize.colorize(image, keras)).max()
+        worst, above_one = max(worst, int(difference)), above_one + int(difference > 1)
+    return {"photos": len(photos), "engines": [lite.runtime.engine, keras.runtime.engine],
+            "max_level_diff": worst, "photos_above_1_level": above_one}
 
 
 def run_child(command):
@@ -81,57 +145,46 @@ def run_child(command):
                                cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     stdout = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise RuntimeError(f"{command} failed with exit code {process.returncode}")
+    if os.waitstatus_to_exitcode(status):
+        raise RuntimeError(f"{command} failed with exit code {os.waitstatus_to_exitcode(status)}")
     return time.perf_counter() - start, usage.ru_maxrss / 1024, stdout.decode()
-
-
-def resolve_model(model, scratch):
-    """(model path or name, note): falls back to the tiny test bundle without a default."""
-    from koala import bundle  # noqa: PLC0415
-
-    try:
-        bundle.resolve(model)
-        return model, None
-    except FileNotFoundError:
-        sys.path.insert(0, str(REPO / "tests"))
-        from colorize_helpers import save_tiny_bundle  # noqa: PLC0415
-
-        path = save_tiny_bundle(pathlib.Path(scratch) / "tiny_bundle")
-        return str(path), f"model {model!r} not found: used the tiny 2-layer test bundle"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--parity_photos", type=int, default=124)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, args.model, args.repeats)))
         return
-    with tempfile.TemporaryDirectory() as scratch:
-        model, note = resolve_model(args.model, scratch)
-        figures = {"benchmark": "colorize", "model": args.model, "cpus": os.cpu_count()}
-        if note:
-            figures["note"] = note
-        for name in SIZES:
-            _, _, out = run_child([sys.executable, __file__, "--worker", name, "--model", model,
-                                   "--repeats", str(args.repeats)])
-            figures[name] = json.loads(out.strip().splitlines()[-1])
-        import cv2  # noqa: PLC0415
+    from koala import colorize  # noqa: PLC0415
 
-        for name in ("1MP", "12MP"):
-            one = pathlib.Path(scratch) / f"one_{name}.jpg"
-            cv2.imwrite(str(one), cv2.cvtColor(photo_of(SIZES[name]), cv2.COLOR_RGB2BGR))
-            seconds, rss, _ = run_child([sys.executable, "-m", "koala.cli", "colorize", str(one),
-                                         "--output", str(pathlib.Path(scratch) / "out"),
-                                         "--model", model, "--overwrite"])
-            figures[name]["cold_s"] = round(seconds, 2)
-            figures[name]["cold_peak_rss_mb"] = round(rss, 1)
-        seconds, rss, _ = run_child([sys.executable, "-c", "import tensorflow"])
-        figures["tensorflow_import_s"] = round(seconds, 2)
+    colorize.Colorizer(args.model)  # the default model's LiteRT copy: built once, cached
+    figures = {"benchmark": "colorize", "model": args.model, "cpus": os.cpu_count(),
+               "load_average_1min": round(os.getloadavg()[0], 2)}  # others sharing the CPUs
+    with tempfile.TemporaryDirectory() as scratch:
+        inputs = write_inputs(scratch)
+        cold = []
+        for _ in range(3):
+            cold.append(run_child([sys.executable, "-m", "koala.cli", "colorize",
+                                   str(inputs[COLD_SIZE]), "--output", f"{scratch}/out",
+                                   "--model", args.model, "--overwrite"])[:2])
+        seconds, rss = sorted(cold)[1]  # the median run
+        figures["cold"] = {"size": COLD_SIZE, "wall_s": round(seconds, 2),
+                           "peak_rss_mb": round(rss, 1)}
+        for name, path in inputs.items():
+            out = run_child([sys.executable, __file__, "--worker", str(path), "--model",
+                             args.model, "--repeats", str(args.repeats)])[2]
+            figures[f"warm_{name}"] = json.loads(out.strip().splitlines()[-1])
+        figures["png_12MP"] = png_settings(inputs["12MP"], args.repeats)
+    figures["tensorflow_import_s"] = round(run_child([sys.executable, "-c",
+                                                      "import tensorflow"])[0], 2)
+    if args.parity_photos:
+        figures["parity"] = parity(args.model, args.parity_photos)
+    figures["load_average_1min_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(figures))
 
 

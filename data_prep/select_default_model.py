@@ -1,16 +1,17 @@
-"""Selects how the default model decodes (working size, head blend, temperature) on the
-validation photos, and ships the chosen bundle into koala/weights/default/.
+"""Chooses how the default model decodes, on validation photos only, and ships the bundle.
 
     python data_prep/select_default_model.py --workdir runs/default [--ship]
 
-Knobs: working size; the share w of the regression head; the annealed-mean temperature T;
-and alpha, the strength of a prior correction of the bin distribution (logits + alpha * log
-of Zhang's rebalancing weights, lambda 0.5, prior from the training photos): an unweighted
-classifier's mode is grayish, and this makes it vivid without retraining.
-The targets (issue 7) are relative to the gray baseline: PSNR +1.2 dB, AuC +2.5 points,
-colorfulness 0.8-1.25 x the truth. Each candidate is scored by its progress towards the two
-accuracy targets, among those whose colorfulness ratio is in range. Only validation photos
-are used: the benchmark photos are never looked at here.
+`koala train --experiment default` leaves a two-head model (ab regression + ab bin logits) in
+WORKDIR/bundle (or checkpoints). Decoding knobs: the working size; w, the share of the
+regression head; T, the annealed-mean temperature; alpha, the strength of the prior
+correction (bin logits + alpha * log of Zhang's rebalancing weights, lambda 0.5, prior from
+the training photos), which makes an unweighted classifier vivid without retraining.
+
+Two endpoints span the vividness control (koala.vividness): "accurate" (V = 0) is the blend
+with the best progress towards the PSNR and AuC targets; "vivid" (V = 1) the best-scoring
+blend at least 1.15x as colourful as the truth. The default V is the best-scoring mix whose
+colourfulness is 0.9-1.15x the truth's. The benchmark photos are never read here.
 """
 
 import argparse
@@ -24,28 +25,31 @@ import numpy as np
 import tensorflow as tf
 
 from koala import bundle as bundle_lib
-from koala import color, colorize, demo, metrics
+from koala import color, colorize, demo, image_io, metrics
 from koala.models import effnet_unet
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SIZES = (192, 224, 256)
 WEIGHTS = (0.0, 0.25, 0.5, 1.0)  # share of the regression head
-TEMPERATURES = (0.2, 0.38, 0.6, 1.0)
-ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)  # strength of the prior correction
+TEMPERATURES = (0.2, 0.38, 0.6)
+ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)  # strength of the prior correction
+VIVIDNESS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
 PRIOR_PHOTOS = 2000
-COLORFULNESS_RANGE = (0.8, 1.25)
+COLORFULNESS_RANGE = (0.9, 1.15)
+TARGETS = {"psnr": 1.4, "auc": 2.2}  # gains over gray asked of the default (issue 15)
 STRIDE = 32
 
 
 def load_trained(workdir):
-    """The two-head model from final.keras, else from the latest checkpoint."""
-    final = workdir / "final.keras"
-    if final.is_file():
-        return tf.keras.models.load_model(final, compile=False), "final.keras"
+    """The two-head model `koala train` left in workdir (its bundle, else its newest
+    checkpoint), rebuilt to accept any working size (training fixes the input shape)."""
     model = effnet_unet.build(weights=None)
-    latest = tf.train.latest_checkpoint(workdir / "checkpoints")
+    if (workdir / "bundle" / bundle_lib.META_FILE).is_file():
+        model.set_weights(bundle_lib.load(workdir).model.get_weights())
+        return model, str(workdir / "bundle")
+    latest = tf.train.latest_checkpoint(str(workdir / "checkpoints"))
     if latest is None:
-        raise FileNotFoundError(f"{workdir}: neither final.keras nor a checkpoint")
+        raise FileNotFoundError(f"{workdir}: neither bundle/ nor checkpoints/")
     tf.train.Checkpoint(model=model).restore(latest).expect_partial()
     return model, latest
 
@@ -55,78 +59,144 @@ def training_prior_bias(data, count=PRIOR_PHOTOS):
     paths = sorted(pathlib.Path(data, "photos", "train").rglob("*.jpg"))
     counts = np.zeros(len(color.ab_bins()), np.int64)
     for path in paths[::max(1, len(paths) // count)]:
-        rgb = cv2.resize(colorize.read_image(path), (64, 64), interpolation=cv2.INTER_AREA)
+        rgb = cv2.resize(image_io.read_image(path), (64, 64), interpolation=cv2.INTER_AREA)
         counts += color.histogram_counts(color.rgb_to_lab_cv2(rgb)[..., 1:])
     return np.log(color.rebalancing_weights(color.smoothed_prior(counts), 0.5))
 
 
 def _softmax(logits, temperature):
     z = logits / temperature
-    z = z - z.max(-1, keepdims=True)
-    e = np.exp(z)
+    e = np.exp(z - z.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
 
 
-def candidates_for_photo(model, rgb, size):
-    """(ab regression, logits) at the working shape of one photo."""
-    photo = colorize.split(rgb)
-    height, width = working_shape = colorize.working_shape(*photo.lightness.shape, size, STRIDE)
-    small = cv2.resize(photo.lightness, (width, height), interpolation=cv2.INTER_AREA)
-    outputs = model({"L": color.scale_l(small[None, ..., None])}, training=False)
-    return (photo, working_shape, color.unscale_ab(outputs["ab"][0].numpy()),
-            outputs["ab_logits"][0].numpy())
+class PhotoHeads:
+    """One validation photo, its truth, and the model's two heads at one working size."""
+
+    def __init__(self, model, rgb, size):
+        self.rgb, self.photo = rgb, colorize.split(rgb)
+        self.truth_ab = color.rgb_to_lab_cv2(rgb)[..., 1:]
+        height, width = self.shape = colorize.working_shape(*self.photo.lightness.shape, size,
+                                                            STRIDE)
+        small = cv2.resize(self.photo.lightness, (width, height), interpolation=cv2.INTER_AREA)
+        outputs = model({"L": color.scale_l(small[None, ..., None])}, training=False)
+        self.ab_reg = color.unscale_ab(outputs["ab"][0].numpy())
+        self.logits = outputs["ab_logits"][0].numpy()
+
+    def decode(self, weight, temperature, alpha, bias):
+        annealed = _softmax(self.logits + alpha * bias, temperature) @ color.ab_bins()
+        height, width = self.shape
+        annealed = cv2.resize(annealed, (width, height), interpolation=cv2.INTER_LINEAR)
+        return weight * self.ab_reg + (1 - weight) * annealed
+
+    def measure(self, ab):
+        """(PSNR, AuC, colourfulness of the output, of the truth) for working-size ab."""
+        out = colorize.recombine(self.photo.lightness, ab)
+        out_ab = color.rgb_to_lab_cv2(out)[..., 1:]
+        return (metrics.psnr(out / 255.0, self.rgb / 255.0), metrics.auc(out_ab, self.truth_ab),
+                metrics.colorfulness(out), metrics.colorfulness(self.rgb))
 
 
-def evaluate_grid(model, paths, bias, sizes=SIZES):
-    """Per (size, weight, temperature, alpha): mean PSNR, AuC and colorfulness ratio."""
-    bins = color.ab_bins()
-    sums = {}
-    for path in paths:
-        rgb = colorize.read_image(path)
-        truth_ab = color.rgb_to_lab_cv2(rgb)[..., 1:]
-        truth_colorfulness = metrics.colorfulness(rgb)
-        gray = demo.gray_version(rgb)
-        baseline = (metrics.psnr(gray / 255.0, rgb / 255.0), metrics.auc(
-            np.zeros_like(truth_ab), truth_ab), metrics.colorfulness(gray), truth_colorfulness)
-        sums.setdefault("gray", []).append(baseline)
-        for size in sizes:
-            photo, (height, width), ab_reg, logits = candidates_for_photo(model, rgb, size)
-            for temperature, alpha in itertools.product(TEMPERATURES, ALPHAS):
-                annealed = _softmax(logits + alpha * bias, temperature) @ bins
-                annealed = cv2.resize(annealed, (width, height), interpolation=cv2.INTER_LINEAR)
-                for weight in WEIGHTS:
-                    if weight == 1.0 and (temperature, alpha) != (TEMPERATURES[0], ALPHAS[0]):
-                        continue  # the regression head alone: one candidate is enough
-                    ab = weight * ab_reg + (1 - weight) * annealed
-                    out = colorize.recombine(photo.lightness, ab)
-                    out_ab = color.rgb_to_lab_cv2(out)[..., 1:]
-                    key = (size, weight, temperature, alpha)
-                    sums.setdefault(key, []).append((
-                        metrics.psnr(out / 255.0, rgb / 255.0), metrics.auc(out_ab, truth_ab),
-                        metrics.colorfulness(out), truth_colorfulness))
-    table = {}
-    for key, rows in sums.items():
-        rows = np.array(rows)
-        table[key] = {"psnr": rows[:, 0].mean(), "auc": rows[:, 1].mean(),
-                      "colorfulness_ratio": rows[:, 2].mean() / rows[:, 3].mean()}
-    return table
+def gray_row(rgb):
+    gray = demo.gray_version(rgb)
+    truth_ab = color.rgb_to_lab_cv2(rgb)[..., 1:]
+    return (metrics.psnr(gray / 255.0, rgb / 255.0), metrics.auc(np.zeros_like(truth_ab), truth_ab),
+            metrics.colorfulness(gray), metrics.colorfulness(rgb))
 
 
-def choose(table):
-    """Best candidate by progress to the PSNR and AuC targets, colorfulness in range."""
-    gray = table["gray"]
+def summarise(rows):
+    rows = np.array(rows)
+    return {"psnr": rows[:, 0].mean(), "auc": rows[:, 1].mean(),
+            "colorfulness_ratio": rows[:, 2].mean() / rows[:, 3].mean()}
 
-    def score(row):
-        return (row["psnr"] - gray["psnr"]) / 1.2 + (row["auc"] - gray["auc"]) / 2.5
 
+def score(row, gray):
+    return sum((row[k] - gray[k]) / gain for k, gain in TARGETS.items())
+
+
+def grid(model, photos, bias, sizes):
+    """{(size, weight, temperature, alpha): summary} over the photos."""
+    rows = {}
+    for rgb, size in itertools.product(photos, sizes):
+        heads = PhotoHeads(model, rgb, size)
+        for temperature, alpha in itertools.product(TEMPERATURES, ALPHAS):
+            for weight in WEIGHTS:
+                if weight == 1.0 and (temperature, alpha) != (TEMPERATURES[0], ALPHAS[0]):
+                    continue  # the regression head alone: one candidate is enough
+                ab = heads.decode(weight, temperature, alpha, bias)
+                rows.setdefault((size, weight, temperature, alpha), []).append(heads.measure(ab))
+    return {key: summarise(value) for key, value in rows.items()}
+
+
+def endpoints(table, gray):
+    """(accurate key, vivid key) of the grid, as the module docstring defines them."""
+    accurate = max(table, key=lambda k: score(table[k], gray))
+    size = accurate[0]
+    same_size = [k for k in table if k[0] == size]
+    vivid = [k for k in same_size if table[k]["colorfulness_ratio"] >= COLORFULNESS_RANGE[1]]
+    if vivid:
+        return accurate, max(vivid, key=lambda k: score(table[k], gray))
+    return accurate, max(same_size, key=lambda k: table[k]["colorfulness_ratio"])
+
+
+def mix_rows(model, photos, bias, accurate, vivid):
+    """{vividness: [measure rows per photo]} of the linear mix of the two endpoints."""
+    rows = {v: [] for v in VIVIDNESS}
+    for rgb in photos:
+        heads = PhotoHeads(model, rgb, accurate[0])
+        ab0, ab1 = (heads.decode(*key[1:], bias) for key in (accurate, vivid))
+        for v in VIVIDNESS:
+            rows[v].append(heads.measure(ab0 + v * (ab1 - ab0)))
+    return rows
+
+
+def vividness_curve(model, photos, bias, accurate, vivid):
+    """[{vividness, psnr, auc, colorfulness_ratio}] of the mixes, on the photos."""
+    rows = mix_rows(model, photos, bias, accurate, vivid)
+    return [{"vividness": float(v), **summarise(r)} for v, r in rows.items()]
+
+
+def imagenet_protocol(model, photos, bias, accurate, vivid):
+    """The anchors' ImageNet protocol (photos resized to 256x256, PSNR in RGB, dCF =
+    |mean CF(pred) - mean CF(truth)|) per vividness, on validation photos."""
+    square = [cv2.resize(rgb, (256, 256), interpolation=cv2.INTER_AREA) for rgb in photos]
+    gray = summarise([gray_row(rgb) for rgb in square])
+    rows = mix_rows(model, square, bias, accurate, vivid)
+    curve = []
+    for v, r in rows.items():
+        r = np.array(r)
+        curve.append({"vividness": float(v), "psnr_gain": r[:, 0].mean() - gray["psnr"],
+                      "cf": r[:, 2].mean(), "cf_truth": r[:, 3].mean(),
+                      "dcf": abs(r[:, 2].mean() - r[:, 3].mean())})
+    return {"photos": len(square), "gray_psnr": gray["psnr"], "curve": curve}
+
+
+def default_vividness(curve, gray):
     low, high = COLORFULNESS_RANGE
-    keys = [k for k in table if k != "gray"]
-    in_range = [k for k in keys if low <= table[k]["colorfulness_ratio"] <= high]
-    if not in_range:  # then the most vivid of those within 70% of the best accuracy
-        best = max(score(table[k]) for k in keys)
-        in_range = [max((k for k in keys if score(table[k]) >= 0.7 * best),
-                        key=lambda k: table[k]["colorfulness_ratio"])]
-    return max(in_range, key=lambda k: score(table[k])), score
+    inside = [p for p in curve if low <= p["colorfulness_ratio"] <= high]
+    if inside:
+        return max(inside, key=lambda p: score(p, gray))["vividness"]
+    return min(curve, key=lambda p: abs(p["colorfulness_ratio"] - low))["vividness"]
+
+
+def plot(curve, gray, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    v = [p["vividness"] for p in curve]
+    fig, left = plt.subplots(figsize=(6, 3.5))
+    left.plot(v, [p["psnr"] - gray["psnr"] for p in curve], "o-", color="tab:blue")
+    left.set_xlabel("vividness")
+    left.set_ylabel("PSNR gain over gray (dB)", color="tab:blue")
+    right = left.twinx()
+    right.plot(v, [p["colorfulness_ratio"] for p in curve], "s-", color="tab:red")
+    right.axhspan(*COLORFULNESS_RANGE, color="tab:red", alpha=0.1)
+    right.set_ylabel("colourfulness / truth", color="tab:red")
+    left.set_title("Default model on photos/val: accuracy vs vividness")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def main():
@@ -140,29 +210,51 @@ def main():
     workdir = pathlib.Path(args.workdir)
     model, source = load_trained(workdir)
     paths = sorted(pathlib.Path(args.data, "photos", "val").rglob("*.jpg"))
-    paths = paths[::max(1, len(paths) // args.limit)][:args.limit]
+    used = paths[::max(1, len(paths) // args.limit)][:args.limit]
+    photos = [image_io.read_image(p) for p in used]
     start = time.time()
     bias = training_prior_bias(args.data)
-    table = evaluate_grid(model, paths, bias, [int(s) for s in args.sizes.split(",")])
-    best, score = choose(table)
-    size, weight, temperature, alpha = best
-    rows = [{"size": k[0], "weight": k[1], "temperature": k[2], "alpha": k[3], **v,
-             "score": score(v)} for k, v in table.items() if k != "gray"]
-    report = {"source": str(source), "photos": len(paths), "seconds": time.time() - start,
-              "gray": table["gray"], "chosen": {"size": size, "weight": weight,
-                                                "temperature": temperature, "alpha": alpha,
-                                                **table[best]},
-              "candidates": sorted(rows, key=lambda r: -r["score"])}
+    gray = summarise([gray_row(rgb) for rgb in photos])
+    table = grid(model, photos, bias, [int(s) for s in args.sizes.split(",")])
+    accurate, vivid = endpoints(table, gray)
+    curve = vividness_curve(model, photos, bias, accurate, vivid)
+    chosen = default_vividness(curve, gray)
+    imagenette = [rgb for rgb, path in zip(photos, used) if "imagenette" in str(path)]
+    protocol = imagenet_protocol(model, imagenette, bias, accurate, vivid)
+    names = ("size", "weight", "temperature", "alpha")
+    report = {"source": source, "photos": len(photos), "seconds": time.time() - start,
+              "gray": gray, "accurate": dict(zip(names, accurate), **table[accurate]),
+              "vivid": dict(zip(names, vivid), **table[vivid]), "default_vividness": chosen,
+              "curve": curve, "imagenet_256": protocol,
+              "candidates": sorted(({**dict(zip(names, k)), **v, "score": score(v, gray)}
+                                    for k, v in table.items()), key=lambda r: -r["score"])}
     (workdir / "selection.json").write_text(json.dumps(report, indent=1, default=float))
-    print(json.dumps({k: report[k] for k in ("photos", "gray", "chosen")}, default=float))
+    plot(curve, gray, workdir / "vividness.png")
+    print(json.dumps({k: report[k] for k in ("photos", "gray", "accurate", "vivid",
+                                              "default_vividness")}, default=float))
     if args.ship:
-        blended = effnet_unet.inference_model(model, weight, temperature, alpha * bias)
-        meta = {"model": "effnet_unet", "name": "default", "size": size, "stride": STRIDE,
-                "fit": "aspect", "output": "regression", "head_weight": weight,
-                "temperature": temperature, "prior_alpha": alpha, "selection": report["chosen"],
-                "trained": json.loads((workdir / "args.json").read_text())}
-        bundle_lib.save(bundle_lib.DEFAULT_DIR, blended, meta)
-        print(f"shipped to {bundle_lib.DEFAULT_DIR}")
+        ship(model, workdir, report, bias)
+
+
+def ship(model, workdir, report, bias):
+    """Writes the blended bundle, its selection and training log into koala/weights/default."""
+    blends = [effnet_unet.Blend(report[k]["weight"], report[k]["temperature"],
+                                report[k]["alpha"] * bias) for k in ("accurate", "vivid")]
+    blended = effnet_unet.inference_model(model, *blends, vividness=report["default_vividness"])
+    meta = {"model": "effnet_unet", "name": "default", "size": report["accurate"]["size"],
+            "stride": STRIDE, "fit": "aspect", "output": "regression",
+            "vividness": report["default_vividness"],
+            "decoding": {k: {n: report[k][n] for n in ("weight", "temperature", "alpha")}
+                         for k in ("accurate", "vivid")},
+            "selection": {k: report[k] for k in ("gray", "accurate", "vivid", "curve",
+                                                 "imagenet_256")}}
+    target = bundle_lib.DEFAULT_DIR
+    bundle_lib.save(target, blended, meta)
+    (target / "selection.json").write_text(json.dumps(report, indent=1, default=float))
+    if (workdir / "metrics.jsonl").is_file():
+        (target / "training_log.jsonl").write_text((workdir / "metrics.jsonl").read_text())
+    (REPO / "docs" / "vividness.png").write_bytes((workdir / "vividness.png").read_bytes())
+    print(f"shipped to {target}")
 
 
 if __name__ == "__main__":

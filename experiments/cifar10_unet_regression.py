@@ -12,7 +12,6 @@ CIFAR_FOLDER = "../shared/data/cifar10"
 def cifar_config(name, arg):
     """The seed-004 defaults shared by the regression and classification experiments."""
     config = common.base(name, "unet", arg)
-    config.data.records = "records/cifar10"
     config.data.source = CIFAR_FOLDER
     config.data.size = 32
     config.data.color_space = "yuv"
@@ -21,7 +20,8 @@ def cifar_config(name, arg):
     config.eval.every_steps = config.checkpoint.every_steps = 500
     if arg in ("tpu", "gpu"):
         config.data.source = "tfds:cifar10"
-        config.data.records = "gs://koala-records/cifar10" if arg == "tpu" else "records/cifar10"
+        if arg == "tpu":
+            config.data.records = "gs://koala-records/cifar10"
     return config
 
 

@@ -13,6 +13,8 @@ None means the paper's settings with the precision chosen from the hardware.
 
 import ml_collections
 
+PHOTOS = "../shared/data/photos/train"  # the training photos beside a checkout (make DATASET=)
+TINY_IMAGES = 48  # images in a tiny variant's records: seconds to build, real photos
 VARIANTS = (None, "tpu", "gpu", "cpu", "tiny")
 
 
@@ -25,12 +27,16 @@ def base(name, model, arg=None):
     config.variant = arg or ""
 
     config.data = ml_collections.ConfigDict(dict(
-        records="records/default",  # directory with {train,val}-*.tfrecord + manifest.json
-        source="",                   # folder or "tfds:NAME" to build the records from on first use
+        pipeline="records",          # "records", or "photo_crops" (random crops from folders)
+        records="",                  # {train,val}-*.tfrecord + manifest.json; "": named after
+                                     # what is declared here (koala.train.records_dir)
+        source=PHOTOS,               # folder, list or "tfds:NAME" the records are built from
+                                     # (on first use, or by `make records MODEL=NAME`)
         size=224,                    # working size (square) the records are written at
         color_space="lab",           # "lab"; "yuv" converts the Lab records on the fly (seed 004)
         with_embedding=False,        # read a precomputed global embedding from the records
-        embedding_backbone="",       # backbone the records' embedding comes from, when built here
+        embedding_backbone="",       # backbone that embeds the records (with_embedding); its
+                                     # weights are model.kwargs.weights
         limit=0,                     # records built here: at most this many images (0 = all)
         val_fraction=0.1,            # records built here from one folder: held-out share
     ))
@@ -38,6 +44,7 @@ def base(name, model, arg=None):
         name=model,
         kwargs=ml_collections.ConfigDict(),  # keyword arguments of koala.models.build(name)
         output_kind="",  # "" asks the registry; set it for a model passed to train(model=...)
+        init="",         # a bundle ("default" or a path) whose weights start a fresh run
     ))
     config.loss = ml_collections.ConfigDict(dict(name="mse_ab", lam=0.5))
     config.optimizer = ml_collections.ConfigDict(dict(
@@ -75,4 +82,5 @@ def apply_variant(config, arg):
         config.eval.every_steps = config.checkpoint.every_steps = 2
         config.eval.max_batches = 2
         config.eval.images = 2
+        config.data.limit = TINY_IMAGES
     return config

@@ -7,12 +7,15 @@ The name "default" is the model shipped inside the package (koala/weights/defaul
 
 import dataclasses
 import json
+import os
 import pathlib
+import posixpath
 
 import keras
 import tensorflow as tf
 
 from koala import color
+from koala import vividness as vividness_lib
 
 MODEL_FILE = "model.keras"
 META_FILE = "koala.json"
@@ -21,15 +24,30 @@ OUTPUT_KINDS = ("regression", "classification", "binned")
 COLOR_SPACES = ("lab", "yuv")
 
 
+def _is_url(path):
+    return "://" in str(path)
+
+
+def _join(directory, name):
+    """Local paths stay pathlib.Path; gs://, ram:// stay strings (pathlib drops a slash)."""
+    return posixpath.join(str(directory), name) if _is_url(directory) else \
+        pathlib.Path(directory) / name
+
+
 def resolve(name_or_path):
-    """'default' -> the shipped bundle; a run directory -> its `bundle/` if it has one."""
+    """'default' -> the shipped bundle; a run directory -> its `bundle/` if it has one.
+
+    Any tf.io.gfile URL works (gs://bucket/run, ram://run) besides local paths.
+    """
     if str(name_or_path) == "default":
         path = DEFAULT_DIR
+    elif _is_url(name_or_path):
+        path = str(name_or_path).rstrip("/")
     else:
         path = pathlib.Path(name_or_path).expanduser()
-        if (path / "bundle" / META_FILE).is_file():
-            path = path / "bundle"
-    if not (path / META_FILE).is_file() or not (path / MODEL_FILE).is_file():
+    if tf.io.gfile.exists(str(_join(_join(path, "bundle"), META_FILE))):
+        path = _join(path, "bundle")
+    if not all(tf.io.gfile.exists(str(_join(path, name))) for name in (META_FILE, MODEL_FILE)):
         raise FileNotFoundError(
             f"{name_or_path}: not a Koala model (expected {MODEL_FILE} and {META_FILE} in "
             f"{path}); pass --model default, a bundle directory, or a training workdir")
@@ -46,12 +64,13 @@ def save(directory, model, meta):
     if meta.get("color_space", "lab") not in COLOR_SPACES:
         raise ValueError(f"color_space must be one of {COLOR_SPACES}")
     meta = {"color_space": "lab", "temperature": 0.38, "config": {}, **meta}
-    directory = pathlib.Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / (MODEL_FILE + ".tmp.keras")
+    directory = str(directory) if _is_url(directory) else pathlib.Path(directory)
+    tf.io.gfile.makedirs(str(directory))
+    tmp = str(_join(directory, MODEL_FILE + ".tmp.keras"))
     model.save(tmp)
-    tmp.replace(directory / MODEL_FILE)
-    (directory / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    tf.io.gfile.rename(tmp, str(_join(directory, MODEL_FILE)), overwrite=True)
+    with tf.io.gfile.GFile(str(_join(directory, META_FILE)), "w") as stream:
+        stream.write(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return directory
 
 
@@ -61,7 +80,7 @@ class Bundle:
 
     model: keras.Model
     meta: dict
-    path: pathlib.Path
+    path: object  # pathlib.Path, or a str for a gs:// / ram:// URL
 
     @property
     def size(self):
@@ -70,7 +89,7 @@ class Bundle:
 
     @property
     def name(self):
-        return self.meta.get("name", self.path.name)
+        return self.meta.get("name", os.path.basename(str(self.path).rstrip("/")))
 
     @property
     def color_space(self):
@@ -83,13 +102,13 @@ class Bundle:
             return gray * 2.0 - 1.0
         return color.scale_l(lightness)
 
-    def ab_from_output(self, output, height, width, lightness=None):
+    def ab_from_output(self, output, height, width, lightness=None, vividness=None):
         """Raw model output -> ab in Lab units at (height, width).
 
         YUV models also need the `lightness` [N, height, width, 1] (Lab units) they saw.
+        `vividness` (0..1, None: the model's default) applies to models with that control.
         """
-        if isinstance(output, dict):
-            output = output["ab"] if "ab" in output else next(iter(output.values()))
+        output = vividness_lib.select(output, vividness)
         kind = self.meta["output"]
         if kind == "classification":
             ab = color.annealed_mean(output, float(self.meta["temperature"]))
@@ -122,7 +141,8 @@ def load(name_or_path="default"):
     import koala.models  # noqa: F401  (registers the custom layers that model.keras names)
 
     path = resolve(name_or_path)
-    meta = json.loads((path / META_FILE).read_text())
-    model = keras.saving.load_model(path / MODEL_FILE, compile=False)
+    with tf.io.gfile.GFile(str(_join(path, META_FILE))) as stream:
+        meta = json.load(stream)
+    model = keras.saving.load_model(str(_join(path, MODEL_FILE)), compile=False)
     return Bundle(model=model, meta=meta, path=path)
 

@@ -17,6 +17,7 @@ VERBS = {
     "client": "send photos to a TF Serving REST endpoint",
     "report": "run the papers' comparisons and write experiments/REPORT.md",
     "study": "the 'Fake or real?' user study web page and its results",
+    "app": "a web page to colorize photos in a browser (FastAPI, loopback by default)",
 }
 
 

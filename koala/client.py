@@ -9,21 +9,34 @@ The request and response follow TF Serving's documented predict API:
 (a signature with one named input takes each instance as that input's value; inputs and
 outputs whose names end in `_bytes` travel base64-encoded as {"b64": ...}). Errors come
 back as {"error": "..."} with an HTTP error status, which this client turns into messages.
+
+Each image is checked here first (koala.image_io reads its header: a known format, at most
+`max_pixels`), because the server refuses a whole request for one bad image and need not
+receive a decompression bomb at all.
 """
 
 import base64
 import http.client
+import io
 import json
+import os
 import pathlib
 import urllib.error
 import urllib.request
 
+from koala import image_io
+
 IMAGE_OUTPUT = "colorized_bytes"  # koala.export.IMAGE_OUTPUT (not imported: no TF here)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SERVED_FORMATS = ("JPEG", "PNG", "GIF", "BMP")  # what koala.export.header_shape reads
 
 
 class ClientError(RuntimeError):
     """The server could not be reached, refused the request, or answered nonsense."""
+
+
+class RequestRefused(ClientError):
+    """The server answered HTTP 400: something in the request (an image) is invalid."""
 
 
 def predict_url(url, model, version=None):
@@ -41,12 +54,19 @@ def request_body(images, signature="serving_default"):
     return json.dumps({"signature_name": signature, "instances": instances}).encode("utf-8")
 
 
+_TF_TRACE_LINES = ("[[", "Detected at", "<stack", "Graph execution error")
+
+
 def _server_error_text(body):
-    """TF Serving's {"error": "..."} text, or the start of whatever the body was."""
+    """TF Serving's {"error": "..."} text on one line (TF's node traces dropped), or the
+    start of whatever the body was."""
     try:
-        return str(json.loads(body)["error"])
+        text = str(json.loads(body)["error"])
     except (ValueError, KeyError, TypeError):
         return body[:300].decode("utf-8", "replace") or "(empty body)"
+    lines = [line.strip() for line in text.splitlines()]
+    kept = " ".join(line for line in lines if line and not line.startswith(_TF_TRACE_LINES))
+    return kept or text.strip()
 
 
 def parse_predictions(body, expected):
@@ -82,8 +102,24 @@ def _png_bytes(item, index):
     return data
 
 
-def predict(url, model, images, version=None, signature="serving_default", timeout=300.0):
+def check_image(data, name, max_pixels=image_io.DEFAULT_MAX_PIXELS):
+    """ClientError naming `name` unless the bytes (or a binary file) are a served format of
+    at most max_pixels, from the header alone."""
+    file = io.BytesIO(data) if isinstance(data, bytes) else data
+    try:
+        header = image_io.open_header(file, name, max_pixels)
+    except image_io.UnreadableImage as error:
+        raise ClientError(str(error)) from None
+    if header.format not in SERVED_FORMATS:
+        raise ClientError(f"{name}: {header.format} is not served (send one of "
+                          f"{', '.join(SERVED_FORMATS)})")
+
+
+def predict(url, model, images, version=None, signature="serving_default", timeout=300.0,
+            max_pixels=image_io.DEFAULT_MAX_PIXELS):
     """Colorizes encoded images (list of bytes) on the server; returns their PNG bytes."""
+    for index, data in enumerate(images):
+        check_image(data, f"image {index}", max_pixels)
     endpoint = predict_url(url, model, version)
     request = urllib.request.Request(
         endpoint, data=request_body(images, signature),
@@ -92,8 +128,9 @@ def predict(url, model, images, version=None, signature="serving_default", timeo
         with urllib.request.urlopen(request, timeout=timeout) as response:
             body = response.read()
     except urllib.error.HTTPError as error:
-        raise ClientError(f"{endpoint}: HTTP {error.code} {error.reason}: "
-                          f"{_server_error_text(error.read())}") from None
+        kind = RequestRefused if error.code == 400 else ClientError
+        raise kind(f"{endpoint}: HTTP {error.code} {error.reason}: "
+                   f"{_server_error_text(error.read())}") from None
     except urllib.error.URLError as error:
         raise ClientError(f"cannot reach {endpoint}: {error.reason} (is TF Serving running "
                           f"there with --rest_api_port, and the model named {model!r}?)") from None
@@ -107,24 +144,67 @@ def predict(url, model, images, version=None, signature="serving_default", timeo
 def output_paths(inputs, output_dir):
     """OUTPUT_DIR/<input stem>.png for each input; refuses to overwrite an input or collide."""
     output_dir = pathlib.Path(output_dir)
-    resolved_inputs = {pathlib.Path(p).resolve() for p in inputs}
+    resolved_inputs = {os.path.realpath(p) for p in inputs}  # realpath survives link loops
     outputs = [output_dir / (pathlib.Path(p).stem + ".png") for p in inputs]
     for source, target in zip(inputs, outputs):
-        if target.resolve() in resolved_inputs:
+        if os.path.realpath(target) in resolved_inputs:
             raise ClientError(f"{target} is an input image; choose another --output folder")
-    if len({o.resolve() for o in outputs}) != len(outputs):
+    if len({os.path.realpath(o) for o in outputs}) != len(outputs):
         raise ClientError("two inputs have the same file name stem; their outputs would collide")
     return outputs
 
 
-def colorize_files(url, model, inputs, output_dir, batch_size=8, **predict_kwargs):
-    """Sends image files in batches and writes the colorized PNGs; returns their paths."""
+def _check_file(path, max_pixels):
+    """ClientError naming the file unless it opens as an image of at most max_pixels."""
+    try:
+        with open(path, "rb") as file:
+            check_image(file, path, max_pixels)
+    except OSError as error:
+        raise ClientError(f"{path}: {error.strerror or error}") from None
+
+
+def colorize_files(url, model, inputs, output_dir, batch_size=8, on_error=None,
+                   max_pixels=image_io.DEFAULT_MAX_PIXELS, **predict_kwargs):
+    """Sends image files in batches and writes the colorized PNGs; returns their paths.
+
+    A file that is unreadable, not a served image or above `max_pixels` raises
+    ClientError, or, given `on_error(path, message)`, is reported there and left out while
+    the rest go on; so is an image the server refuses (a refused batch is resent image by
+    image to find it).
+    """
     inputs = [pathlib.Path(p) for p in inputs]
-    outputs = output_paths(inputs, output_dir)
+    targets = dict(zip(inputs, output_paths(inputs, output_dir)))
+    paths = []
+    for path in inputs:  # headers only: a batch is read when it is sent
+        try:
+            _check_file(path, max_pixels)
+            paths.append(path)
+        except ClientError as error:
+            if on_error is None:
+                raise
+            on_error(path, str(error))
     pathlib.Path(output_dir).mkdir(parents=True, exist_ok=True)
-    for start in range(0, len(inputs), batch_size):
-        batch = inputs[start:start + batch_size]
-        pngs = predict(url, model, [p.read_bytes() for p in batch], **predict_kwargs)
-        for target, png in zip(outputs[start:start + batch_size], pngs):
-            target.write_bytes(png)
-    return outputs
+    written = []
+    for start in range(0, len(paths), batch_size):
+        batch = paths[start:start + batch_size]
+        try:
+            results = zip(batch, predict(url, model, [p.read_bytes() for p in batch],
+                                         max_pixels=max_pixels, **predict_kwargs))
+        except RequestRefused:
+            if on_error is None or len(batch) == 1:
+                raise
+            results = _one_by_one(url, model, batch, on_error, max_pixels, predict_kwargs)
+        for path, png in results:
+            targets[path].write_bytes(png)
+            written.append(targets[path])
+    return written
+
+
+def _one_by_one(url, model, batch, on_error, max_pixels, predict_kwargs):
+    """(path, PNG) for each image of a refused batch that the server accepts alone."""
+    for path in batch:
+        try:
+            yield path, predict(url, model, [path.read_bytes()], max_pixels=max_pixels,
+                                **predict_kwargs)[0]
+        except RequestRefused as error:
+            on_error(path, f"{path}: {error}")

@@ -14,15 +14,8 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-# sRGB (D65) -> XYZ, the matrix skimage uses; XYZ is normalised by the D65 white point.
-RGB_TO_XYZ = np.array(
-    [[0.412453, 0.357580, 0.180423],
-     [0.212671, 0.715160, 0.072169],
-     [0.019334, 0.119193, 0.950227]], dtype=np.float64)
-XYZ_TO_RGB = np.linalg.inv(RGB_TO_XYZ)
-D65_WHITE = np.array([0.95047, 1.0, 1.08883])
-EPSILON = 0.008856  # (6/29)^3, CIE threshold between the cube root and the linear part
-KAPPA = 7.787  # slope of the linear part: (29/6)^2 / 3
+from koala.photo import (  # noqa: F401 (the CIE constants' TF-free home, for LiteRT)
+    D65_WHITE, EPSILON, KAPPA, RGB_TO_XYZ, XYZ_TO_RGB)
 
 L_SCALE = 50.0
 AB_SCALE = 128.0

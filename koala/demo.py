@@ -95,7 +95,7 @@ def main(argv=None):
     (output / "metrics.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"\nwrote {output / 'grid.png'}, {output / 'metrics.md'} and {len(table)} colorized "
-          f"photos in {time.time() - start:.1f} s")
+          f"photos in {time.time() - start:.1f} s ({colorizer.runtime.engine})")
 
 
 if __name__ == "__main__":

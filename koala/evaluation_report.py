@@ -123,7 +123,8 @@ def markdown(results, figures):
         lines.append(f"- semantic interpretability skipped: {results['semantic_skipped']}.")
     else:
         lines.append("- top-1 agreement: % of photos where the ImageNet classifier"
-                     " (efficientnet_lite0) gives the colorized photo the class of the true one;"
+                     f" ({results.get('classifier', 'ImageNet')}) gives the colorized photo"
+                     " the class of the true one;"
                      " the drop is in top-1 accuracy when the folders name ImageNet classes.")
     study = results.get("reference_study")
     if study:

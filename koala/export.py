@@ -15,6 +15,9 @@ Layout of an export (TF Serving discovers only integer version directories):
     DIR/<version>/saved_model.pb, variables/   the SavedModel
     DIR/<version>/koala_export.json            what was exported, from what, figures
     DIR/<version>/model.tflite                 with --tflite (model_int8.tflite: dynamic)
+
+`koala export --tflite` without --output adds model.tflite to the bundle itself instead
+(add_tflite_to_bundle): `koala colorize` then runs that bundle in LiteRT, without TensorFlow.
 """
 
 import contextlib
@@ -24,7 +27,6 @@ import pathlib
 import re
 import shutil
 import tempfile
-import warnings
 
 import keras
 import numpy as np
@@ -32,13 +34,19 @@ import tensorflow as tf
 from absl import logging
 
 import koala
-from koala import color, colorize
+from koala import color, colorize, image_io, vividness
+from koala.inference import runtime
 
 IMAGE_INPUT = "image_bytes"  # TF Serving's REST API base64-decodes inputs ending in _bytes
 IMAGE_OUTPUT = "colorized_bytes"  # ... and base64-encodes outputs ending in _bytes
 METADATA_FILE = "koala_export.json"
-TFLITE_FILE = "model.tflite"
+TFLITE_FILE = runtime.TFLITE_FILE
 TFLITE_INT8_FILE = "model_int8.tflite"
+TFLITE_WEIGHTS = ("float32", "float16")
+# A bundle's own .tflite: float32 weights. float16 halves the file (default model: 9.7 MB
+# instead of 19.3 MB) but differed from Keras by up to 3 levels of 8 bits (max ab 1.46) on
+# 11 benchmark photos, float32 by at most 1 level.
+BUNDLE_TFLITE_WEIGHTS = "float32"
 QUANTIZE_MODES = ("dynamic",)
 # zlib level 1: at 1 MP, 6x faster than the default level 6 (0.11 s vs 0.71 s here) for a
 # PNG 6% larger; encoding was the largest single cost of a 1 MP request.
@@ -51,17 +59,78 @@ class ExportError(RuntimeError):
 
 # --------------------------------------------------------------------------- graph pieces
 
-def decode_rgb(image_bytes):
-    """Encoded image (JPEG, PNG, GIF, BMP, WebP) -> uint8 RGB [H, W, 3].
+def _header_uint(image_bytes, offset, length, big_endian):
+    """An unsigned integer of `length` bytes at `offset` of the encoded bytes (int64)."""
+    raw = tf.cast(tf.io.decode_raw(tf.strings.substr(image_bytes, offset, length), tf.uint8),
+                  tf.int64)
+    powers = tf.range(length, dtype=tf.int64) * 8
+    return tf.reduce_sum(tf.bitwise.left_shift(raw, powers[::-1] if big_endian else powers))
 
+
+def header_shape(image_bytes):
+    """(height, width) int64 read from the header alone: JPEG, PNG, GIF or BMP.
+
+    The pixel limit is checked on these before any pixel is decoded: a 0.4 MB PNG can
+    declare 20000 x 20000 pixels. Other formats raise InvalidArgument (HTTP 400).
+    """
+    long_enough = tf.debugging.assert_greater_equal(
+        tf.strings.length(image_bytes), 26,
+        message=f"{IMAGE_INPUT}: Unknown image file format (too short for an image header)")
+    with tf.control_dependencies([long_enough]):
+        image_bytes = tf.identity(image_bytes)
+    magic = tf.strings.substr(image_bytes, 0, 4)
+
+    def png():  # IHDR: width, height as big-endian uint32 at bytes 16 and 20
+        return tf.stack([_header_uint(image_bytes, 20, 4, True),
+                         _header_uint(image_bytes, 16, 4, True)])
+
+    def gif():  # logical screen: little-endian uint16 width, height at bytes 6 and 8
+        return tf.stack([_header_uint(image_bytes, 8, 2, False),
+                         _header_uint(image_bytes, 6, 2, False)])
+
+    def bmp():  # BITMAPINFOHEADER: int32 width, height (negative: top-down) at 18 and 22
+        def signed(value):
+            return tf.abs(tf.where(value >= 2 ** 31, value - 2 ** 32, value))
+        return tf.stack([signed(_header_uint(image_bytes, 22, 4, False)),
+                         signed(_header_uint(image_bytes, 18, 4, False))])
+
+    def unknown():
+        failed = tf.debugging.Assert(False, [f"{IMAGE_INPUT}: Unknown image file format "
+                                             "(send JPEG, PNG, GIF or BMP)"])
+        with tf.control_dependencies([failed]):
+            return tf.zeros([2], tf.int64)
+
+    return tf.case(
+        [(tf.io.is_jpeg(image_bytes),
+          lambda: tf.cast(tf.io.extract_jpeg_shape(image_bytes)[:2], tf.int64)),
+         (tf.equal(magic, b"\x89PNG"), png),
+         (tf.equal(tf.strings.substr(image_bytes, 0, 3), b"GIF"), gif),
+         (tf.equal(tf.strings.substr(image_bytes, 0, 2), b"BM"), bmp)],
+        default=unknown, exclusive=False)
+
+
+def decode_rgb(image_bytes, max_pixels=image_io.DEFAULT_MAX_PIXELS):
+    """Encoded image (JPEG, PNG, GIF, BMP) -> uint8 RGB [H, W, 3].
+
+    The header's size is checked against `max_pixels` before decoding (InvalidArgument,
+    which TF Serving returns as HTTP 400, naming the size and the limit).
     JPEGs are decoded with the accurate integer DCT, the one PIL and OpenCV use: the default
     fast DCT of tf.io.decode_image differs from them by up to 6 levels. Bad bytes raise
     InvalidArgument from the decoder ("Input is empty", "Unknown image file format",
     "Invalid JPEG data", "Invalid PNG"), which TF Serving returns as an HTTP 400 error.
     """
-    tf.debugging.assert_positive(
+    not_empty = tf.debugging.assert_positive(
         tf.strings.length(image_bytes),
         message=f"{IMAGE_INPUT}: an entry is empty (expected an encoded JPEG or PNG image)")
+    with tf.control_dependencies([not_empty]):
+        image_bytes = tf.identity(image_bytes)
+    height, width = tf.unstack(header_shape(image_bytes))
+    within_limit = tf.debugging.Assert(
+        height * width <= max_pixels,
+        [f"{IMAGE_INPUT}: an image of width x height", width, height,
+         f"exceeds the limit of {max_pixels} pixels (koala export --max_pixels)"])
+    with tf.control_dependencies([within_limit]):  # no decoding before the check
+        image_bytes = tf.identity(image_bytes)
     rgb = tf.cond(
         tf.io.is_jpeg(image_bytes),
         lambda: tf.io.decode_jpeg(image_bytes, channels=3, dct_method="INTEGER_ACCURATE"),
@@ -106,7 +175,7 @@ def small_lightness(colorizer, lightness):
     return canvas, (top, top + h, left, left + w)
 
 
-def lightness_to_ab(colorizer, lightness):
+def lightness_to_ab(colorizer, lightness, vividness=None):
     """L [N, H, W, 1] in [0, 100] -> ab [N, H, W, 2]: the model at the working shape.
 
     ab comes back through Bundle.ab_from_output (regression, or annealed mean of bins),
@@ -116,7 +185,7 @@ def lightness_to_ab(colorizer, lightness):
     bundle = colorizer.bundle
     small, (top, bottom, left, right) = small_lightness(colorizer, lightness)
     output = bundle.model({"L": bundle.model_input(small)}, training=False)
-    ab = bundle.ab_from_output(output, *_height_width(small), small)
+    ab = bundle.ab_from_output(output, *_height_width(small), small, vividness)
     ab = ab[:, top:bottom, left:right]
     return tf.image.resize(ab, tf.shape(lightness)[1:3], method="bilinear")
 
@@ -152,15 +221,15 @@ def lab_to_rgb_keeping_lightness(lab):
                     12.92 * linear)
 
 
-def colorize_rgb(colorizer, rgb):
+def colorize_rgb(colorizer, rgb, vividness=None):
     """uint8 RGB [H, W, 3] -> uint8 RGB [H, W, 3]: new ab, the original full-resolution L."""
     lightness = color.rgb_to_lab(tf.cast(rgb, tf.float32) / 255.0)[..., :1]
-    ab = lightness_to_ab(colorizer, lightness[None])[0]
+    ab = lightness_to_ab(colorizer, lightness[None], vividness)[0]
     out = lab_to_rgb_keeping_lightness(tf.concat([lightness, ab], axis=-1))
     return tf.cast(tf.clip_by_value(tf.round(out * 255.0), 0.0, 255.0), tf.uint8)
 
 
-def serving_functions(bundle):
+def serving_functions(bundle, max_pixels=image_io.DEFAULT_MAX_PIXELS):
     """{signature name: (function, input signature)} for ExportArchive.add_endpoint.
 
     Images in one request may differ in size, so each is colorized on its own
@@ -169,11 +238,20 @@ def serving_functions(bundle):
     """
     colorizer = colorize.Colorizer(bundle)
 
-    def colorize_bytes(image_bytes):
+    def colorize_bytes(image_bytes, vividness=None):
         png = tf.map_fn(
-            lambda one: tf.io.encode_png(colorize_rgb(colorizer, decode_rgb(one)), PNG_COMPRESSION),
+            lambda one: tf.io.encode_png(
+                colorize_rgb(colorizer, decode_rgb(one, max_pixels), vividness),
+                PNG_COMPRESSION),
             image_bytes, fn_output_signature=tf.string)
         return {IMAGE_OUTPUT: png}
+
+    def colorize_vividness(image_bytes, vividness):
+        """serving_default at a chosen vividness (0 accurate .. 1 vivid), one per request."""
+        checks = [tf.debugging.assert_greater_equal(vividness, 0.0, "vividness must be >= 0"),
+                  tf.debugging.assert_less_equal(vividness, 1.0, "vividness must be <= 1")]
+        with tf.control_dependencies(checks):
+            return colorize_bytes(image_bytes, tf.identity(vividness))
 
     def colorize_tensor(L):  # noqa: N803  (the signature's input name)
         return {"ab": lightness_to_ab(colorizer, L)}
@@ -184,13 +262,18 @@ def serving_functions(bundle):
             serialized, {"image/encoded": tf.io.FixedLenFeature([], tf.string)})
         return colorize_bytes(parsed["image/encoded"])
 
-    return {
+    functions = {
         "serving_default": (colorize_bytes, [tf.TensorSpec([None], tf.string, IMAGE_INPUT)]),
         "colorize_tensor": (
             colorize_tensor, [tf.TensorSpec([None, None, None, 1], tf.float32, "L")]),
         "colorize_tf_example": (
             colorize_tf_example, [tf.TensorSpec([None], tf.string, "serialized")]),
     }
+    if "vividness" in bundle.meta:  # the model has the control (koala.vividness)
+        functions["colorize_vividness"] = (colorize_vividness, [
+            tf.TensorSpec([None], tf.string, IMAGE_INPUT), tf.TensorSpec([], tf.float32,
+                                                                        "vividness")])
+    return functions
 
 
 # --------------------------------------------------------------------------- versions
@@ -220,7 +303,7 @@ def choose_version(base_dir, version=None):
 
 # --------------------------------------------------------------------------- SavedModel
 
-def write_saved_model(bundle, directory):
+def write_saved_model(bundle, directory, max_pixels=image_io.DEFAULT_MAX_PIXELS):
     """Writes the SavedModel with every signature of serving_functions into `directory`.
 
     The model is not passed to archive.track(): the endpoints capture its variables
@@ -228,7 +311,7 @@ def write_saved_model(bundle, directory):
     """
     archive = keras.export.ExportArchive()
     with resize_accepting_dynamic_sizes():
-        for name, (function, signature) in serving_functions(bundle).items():
+        for name, (function, signature) in serving_functions(bundle, max_pixels).items():
             archive.add_endpoint(name, function, input_signature=signature)
         archive.write_out(str(directory), verbose=False)
 
@@ -263,31 +346,49 @@ def resize_accepting_dynamic_sizes():
 # --------------------------------------------------------------------------- TFLite
 
 def tflite_function(bundle):
-    """L [1, s, s, 1] in [0, 100] at the working size -> ab [1, s, s, 2] in Lab units.
+    """L [1, h, w, 1] in [0, 100] at a working shape -> ab [1, h, w, 2] in Lab units.
 
-    A phone app resizes L to the working size, runs this, and upsamples ab itself: the
-    fixed shape is what TFLite delegates run fastest, and decode/encode stay in the app.
+    Height and width stay dynamic (fixed only for models with a fixed input): LiteRT
+    resizes the input to each photo's working shape, aspect kept, in ~1 ms, so one file
+    serves every photo (koala.inference.runtime); a phone app may fix one shape. The input
+    scaling and the output decoding (Bundle.model_input, Bundle.ab_from_output) are inside,
+    so a runtime needs no Keras. A model with the vividness control outputs its "ab",
+    "ab_accurate" and "ab_vivid" stacked in that order as 6 channels (one output tensor,
+    so the order cannot be lost: TFLite names outputs Identity, Identity_1, ...).
     """
-    size = bundle.size
+    height, width = bundle.model.inputs[0].shape[1:3]
 
-    @tf.function(input_signature=[tf.TensorSpec([1, size, size, 1], tf.float32, "L")])
-    def lightness_to_ab_fixed(L):  # noqa: N803
+    @tf.function(input_signature=[tf.TensorSpec([1, height, width, 1], tf.float32, "L")])
+    def lightness_to_ab(L):  # noqa: N803
         output = bundle.model({"L": bundle.model_input(L)}, training=False)
-        return {"ab": bundle.ab_from_output(output, size, size, L)}
+        maps = ([output[name] for name in ("ab", vividness.ACCURATE, vividness.VIVID)]
+                if vividness.has_control(output) else [output])
+        return {"ab": tf.concat([bundle.ab_from_output(ab, *_height_width(L), L)
+                                 for ab in maps], axis=-1)}
 
-    return lightness_to_ab_fixed
+    with resize_accepting_dynamic_sizes():  # bilinear UpSampling2D at a dynamic shape
+        return lightness_to_ab.get_concrete_function()
 
 
-def convert_tflite(bundle, quantize=None):
-    """TFLite flatbuffer bytes with TFLite built-in ops only; ExportError names Flex ops."""
+def convert_tflite(bundle, quantize=None, weights="float32"):
+    """TFLite flatbuffer bytes with TFLite built-in ops only; ExportError names Flex ops.
+
+    weights: "float32", or "float16" (half the size; dequantized once at load, the
+    arithmetic stays float32).
+    """
     if quantize not in (None,) + QUANTIZE_MODES:
         raise ExportError(f"--quantize must be one of {QUANTIZE_MODES}, not {quantize!r}")
-    function = tflite_function(bundle)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [function.get_concrete_function()], bundle.model)
+    if weights not in TFLITE_WEIGHTS:
+        raise ExportError(f"--tflite_weights must be one of {TFLITE_WEIGHTS}, not {weights!r}")
+    # No trackable object: passing bundle.model made the converter freeze wrong weights
+    # for a bundle fitted and saved earlier in the same process (tests/test_litert.py).
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([tflite_function(bundle)])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]  # int8 weights, float activations
+    elif weights == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
     try:
         return converter.convert()
     except Exception as error:  # tf.lite's ConverterError; its text names the missing ops
@@ -311,26 +412,8 @@ def flex_ops(converter_message):
 
 
 def tflite_ab(model_bytes, lightness):
-    """Runs a TFLite export on L [N, s, s, 1] (Lab units), one image at a time -> ab."""
-    interpreter = tflite_interpreter(model_bytes)
-    (lightness_input,), (ab_output,) = (interpreter.get_input_details(),
-                                        interpreter.get_output_details())
-    ab = []
-    for one in lightness:
-        interpreter.set_tensor(lightness_input["index"], one[None].astype(np.float32))
-        interpreter.invoke()
-        ab.append(interpreter.get_tensor(ab_output["index"]))
-    return np.concatenate(ab, axis=0)
-
-
-def tflite_interpreter(model_bytes):
-    """tf.lite.Interpreter, ready to run (its deprecation warning points to ai_edge_litert,
-    a package Koala does not depend on; the TF interpreter still runs these models)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-        interpreter = tf.lite.Interpreter(model_content=model_bytes)
-    interpreter.allocate_tensors()
-    return interpreter
+    """Runs a TFLite export on L [N, h, w, 1] (Lab units) through LiteRT -> ab."""
+    return runtime.LiteRTRuntime(model_bytes).ab(lightness)
 
 
 def working_size_lightness(paths, size):
@@ -344,11 +427,24 @@ def working_size_lightness(paths, size):
 
 
 def tflite_parity(bundle, model_bytes, photo_paths):
-    """Max and mean |ab| difference (Lab units) of a TFLite export vs the Keras model."""
-    lightness = working_size_lightness(photo_paths, bundle.size)
-    diff = np.abs(tflite_ab(model_bytes, lightness) - bundle.predict_ab(lightness))
-    return {"photos": len(photo_paths), "max_ab_diff": float(diff.max()),
-            "mean_ab_diff": float(diff.mean())}
+    """A TFLite export vs the Keras model on real photos, each at its own working shape.
+
+    max/mean_ab_diff: |ab| in Lab units at the working shape; max_level_diff: the largest
+    difference of the full-resolution 8-bit colorizations, what a person would see.
+    """
+    keras_colorizer, lite = colorize.Colorizer(bundle), runtime.LiteRTRuntime(model_bytes)
+    ab_diffs, level_diff = [], 0
+    for path in photo_paths:
+        photo = colorize.split(image_io.read_image(path))
+        small = keras_colorizer.small_lightness(photo.lightness)[0][None, ..., None]
+        keras_ab, lite_ab = keras_colorizer.model_ab(small)[0], lite.ab(small)[0]
+        ab_diffs.append(np.abs(keras_ab - lite_ab))
+        outputs = [colorize.recombine(photo.lightness, ab).astype(np.int16)
+                   for ab in (keras_ab, lite_ab)]
+        level_diff = max(level_diff, int(np.abs(outputs[0] - outputs[1]).max()))
+    return {"photos": len(photo_paths), "max_ab_diff": float(max(d.max() for d in ab_diffs)),
+            "mean_ab_diff": float(np.mean([d.mean() for d in ab_diffs])),
+            "max_level_diff": level_diff}
 
 
 def default_parity_photos():
@@ -377,6 +473,34 @@ def write_tflite(bundle, directory, quantize=None, parity_photos=None):
     return figures
 
 
+def add_tflite_to_bundle(bundle, weights=BUNDLE_TFLITE_WEIGHTS, parity_photos=None):
+    """Writes BUNDLE/model.tflite (+ model.tflite.json) so that colorize runs it in LiteRT.
+
+    model.tflite.json records the SHA-256 of the model.keras converted, its figures and
+    parity; a current .tflite is left alone, a stale one (the bundle was retrained) is
+    replaced. Returns the figures.
+    """
+    directory = pathlib.Path(bundle.path)
+    if runtime.tflite_is_current(directory):
+        logging.info("%s already has a current %s", directory, TFLITE_FILE)
+        return json.loads((directory / runtime.TFLITE_INFO_FILE).read_text())
+    model_bytes = convert_tflite(bundle, weights=weights)
+    photos = list(parity_photos or default_parity_photos())
+    info = {"keras_sha256": runtime.file_sha256(directory / runtime.KERAS_FILE),
+            "weights": weights, "bytes": len(model_bytes),
+            "parity_vs_keras": tflite_parity(bundle, model_bytes, photos),
+            "tensorflow": tf.__version__}
+    staged = directory / (TFLITE_FILE + ".tmp")
+    staged.write_bytes(model_bytes)
+    (directory / runtime.TFLITE_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    staged.replace(directory / TFLITE_FILE)
+    logging.info("%s: %.1f MB (%s weights); vs Keras on %d photos: max %d level(s) of 8 bits, "
+                 "max ab %.3f", directory / TFLITE_FILE, len(model_bytes) / 1e6, weights,
+                 len(photos), info["parity_vs_keras"]["max_level_diff"],
+                 info["parity_vs_keras"]["max_ab_diff"])
+    return info
+
+
 # --------------------------------------------------------------------------- the export
 
 def directory_bytes(directory):
@@ -384,7 +508,8 @@ def directory_bytes(directory):
     return sum(p.stat().st_size for p in pathlib.Path(directory).rglob("*") if p.is_file())
 
 
-def export(bundle, output_dir, version=None, tflite=False, quantize=None, parity_photos=None):
+def export(bundle, output_dir, version=None, tflite=False, quantize=None, parity_photos=None,
+           max_pixels=image_io.DEFAULT_MAX_PIXELS):
     """Writes OUTPUT_DIR/<version>/ and returns its path; the metadata holds the figures.
 
     The version is assembled in a hidden temporary directory beside it and renamed into
@@ -398,7 +523,7 @@ def export(bundle, output_dir, version=None, tflite=False, quantize=None, parity
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".koala-export-{version}-", dir=output_dir))
     staging.chmod(0o755)  # mkdtemp makes it private; a serving container may run as another user
     try:
-        write_saved_model(bundle, staging)
+        write_saved_model(bundle, staging, max_pixels)
         metadata = {
             "koala_version": koala.__version__,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -406,6 +531,7 @@ def export(bundle, output_dir, version=None, tflite=False, quantize=None, parity
             "bundle": str(bundle.path),
             "bundle_meta": bundle.meta,
             "working_size": bundle.size,
+            "max_pixels": max_pixels,  # larger images: InvalidArgument before decoding
             "signatures": {
                 "serving_default": {"inputs": {IMAGE_INPUT: "string [N] encoded JPEG/PNG"},
                                     "outputs": {IMAGE_OUTPUT: "string [N] PNG, input size"}},

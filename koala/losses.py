@@ -113,6 +113,28 @@ def binned_cross_entropy(y_true, logits, value_range=unet.VALUE_RANGE):
     return tf.reduce_mean(tf.reduce_sum(per_channel, axis=-1))
 
 
+def huber_bins(y_true, outputs, logit_weight=1.0, delta=10.0):
+    """The default model's loss: Huber on ab (Lab units) + soft-encoded bin cross-entropy.
+
+    `outputs` is the two-head dict of koala.models.effnet_unet ("ab" regression in [-1, 1],
+    "ab_logits" over color.ab_bins() at a lower resolution). Huber (delta 10 Lab units,
+    divided by 100 to sit near the cross-entropy's scale) keeps the regression head from
+    chasing outliers; the bin head learns the multimodal distribution that the prior
+    correction and the vividness control later reweight. The target ab is average-pooled
+    to the logits' resolution before soft-encoding (5 nearest bins, sigma 5).
+    """
+    y_true = tf.convert_to_tensor(y_true, tf.float32)
+    error = color.unscale_ab(tf.cast(outputs["ab"], tf.float32) - y_true)
+    regression = tf.reduce_mean(tf.keras.losses.huber(tf.zeros_like(error), error,
+                                                      delta=delta)) / 100.0
+    logits = tf.cast(outputs["ab_logits"], tf.float32)
+    stride = y_true.shape[1] // logits.shape[1]
+    ab_low = tf.nn.avg_pool2d(color.unscale_ab(y_true), stride, stride, "VALID")
+    cross_entropy = -tf.reduce_mean(tf.reduce_sum(
+        color.soft_encode(ab_low) * tf.nn.log_softmax(logits), -1))
+    return regression + logit_weight * cross_entropy
+
+
 def for_output(kind, prior=None, lam=0.5):
     """The paper's loss for a model's output kind (koala.models.describe(...)["output"]).
 

@@ -6,13 +6,14 @@
   truth; Zhang et al.'s AuC (seed 002) integrates that % over thresholds 0..150, plain and
   class-rebalanced (each pixel weighted by 1 / prior of its true colour's bin).
 - Colorfulness of Hasler and Suesstrunk (2003).
+- Video flicker after motion compensation (consecutive frames, the previous one warped
+  along the optical flow onto the current one).
 Per-image values are streamed into `Accumulator` so that a whole benchmark never has to be
 held in memory. Semantic interpretability needs a classifier and lives in koala/evaluate.py.
 """
 
+import cv2
 import numpy as np
-
-from koala import color
 
 AUC_MAX_THRESHOLD = 150.0  # Zhang et al.: thresholds swept from 0 to 150 ab units
 CURVE_THRESHOLDS = np.arange(0, int(AUC_MAX_THRESHOLD) + 1, dtype=np.float64)
@@ -78,9 +79,50 @@ def rebalancing_weights(ab_true, prior):
     Bins with no prior mass get the weight of the rarest observed bin, so one unseen colour
     cannot dominate the average.
     """
+    from koala import color  # noqa: PLC0415 (it loads TensorFlow; video metrics need not)
+
     prior = np.asarray(prior, np.float64)
     floor = prior[prior > 0].min() if np.any(prior > 0) else 1.0
     return 1.0 / np.maximum(prior, floor)[color.bin_index(ab_true)]
+
+
+# --------------------------------------------------------------------------- video
+
+WARP_MATCH_L = 3.0  # L units: a warped pixel whose lightness differs more is occluded
+
+
+def warp(image, flow):
+    """`image` sampled at x + flow(x) (bilinear): the previous frame brought onto the current.
+
+    flow [H, W, 2] (dx, dy) points from each pixel of the current frame to where it was in
+    the previous one, as cv2.calcOpticalFlowFarneback(current, previous) gives it.
+    """
+    height, width = flow.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32),
+                                 np.arange(height, dtype=np.float32))
+    return cv2.remap(np.asarray(image, np.float32), grid_x + flow[..., 0], grid_y + flow[..., 1],
+                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def warp_valid(flow, previous_lightness, lightness, match=WARP_MATCH_L):
+    """Pixels the warp explains: their source lies inside the previous frame and the warped
+    lightness matches the current one within `match` L units (not occluded)."""
+    height, width = flow.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(width), np.arange(height))
+    source_x, source_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
+    inside = (source_x >= 0) & (source_x <= width - 1) & (source_y >= 0) & (source_y <= height - 1)
+    return inside & (np.abs(warp(previous_lightness, flow) - lightness) < match)
+
+
+def warped_flicker(previous_ab, ab, flow, valid):
+    """(sum of |ab - warped previous ab| per channel, pixel count) over `valid` pixels.
+
+    Flicker after motion compensation: colour that stays on its surface as it moves counts
+    zero; only colour that changes on the surface counts (a same-pixel difference would
+    reward smearing colours in place and punish honest tracking of motion).
+    """
+    difference = np.abs(np.asarray(ab, np.float32) - warp(previous_ab, flow))[valid]
+    return float(difference.sum()) / 2.0, int(valid.sum())
 
 
 def colorfulness(rgb):

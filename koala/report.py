@@ -25,6 +25,7 @@ import tensorflow as tf
 from absl import logging
 
 from koala import color, metrics
+from koala.image_io import IMAGE_SUFFIXES
 from koala import report_format as fmt
 from koala import train as train_lib
 
@@ -32,7 +33,6 @@ SEED = 0
 ACCURACY_THRESHOLD = 10.0  # ab units, as koala evaluate's raw accuracy
 TEMPERATURES = (0.01, 0.2, 0.38, 0.6, 1.0)
 RARITY_LAMBDAS = (0.25, 0.5, 0.75)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 GRID_ROWS = 4
 CHUNK = 16  # images per forward pass when measuring
 

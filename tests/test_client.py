@@ -139,7 +139,13 @@ def test_cli_client_in_a_fresh_process(rest_url, tmp_path):
 
 
 def test_bad_image_reports_the_servers_invalid_argument(rest_url):
-    with pytest.raises(client.ClientError, match="(?s)HTTP 400.*Unknown image file format"):
+    broken = photo_bytes("coffee", size=(64, 48), ext=".png")[:120]  # sound header, no data
+    with pytest.raises(client.ClientError, match="(?s)HTTP 400.*PNG"):
+        client.predict(rest_url, MODEL_NAME, [broken])
+
+
+def test_client_checks_each_image_before_sending(rest_url, tmp_path):
+    with pytest.raises(client.ClientError, match="image 0: not an image"):
         client.predict(rest_url, MODEL_NAME, [b"not an image"])
 
 
@@ -150,7 +156,7 @@ def test_unknown_model_reports_http_404(rest_url):
 
 def test_connection_refused_is_a_clear_error():
     with pytest.raises(client.ClientError, match="cannot reach .*(refused|Errno 111)"):
-        client.predict(f"http://127.0.0.1:{free_port()}", MODEL_NAME, [b"x"], timeout=5)
+        client.predict(f"http://127.0.0.1:{free_port()}", MODEL_NAME, [photo_bytes("coffee", size=(8, 8))], timeout=5)
 
 
 @pytest.mark.parametrize("status, body, problem", [
@@ -169,7 +175,7 @@ def test_bad_responses_are_clear_errors(status, body, problem):
     url, server = serve(Canned)
     try:
         with pytest.raises(client.ClientError, match=problem):
-            client.predict(url, MODEL_NAME, [b"x"], timeout=10)
+            client.predict(url, MODEL_NAME, [photo_bytes("coffee", size=(8, 8))], timeout=10)
     finally:
         server.shutdown()
         server.server_close()

@@ -17,7 +17,8 @@ def write_shards(folder, count, per_shard, size=8, embedding_dim=None):
     for shard in range(count):
         with tf.io.TFRecordWriter(str(folder / f"train-{shard:05d}-of-{count:05d}.tfrecord")) as w:
             for i in range(per_shard):
-                embedding = None if embedding_dim is None else np.full(embedding_dim, i, np.float32)
+                embedding = (None if embedding_dim is None
+                             else np.full(embedding_dim, shard * per_shard + i, np.float32))
                 w.write(schema.encode(f"s{shard}/{i}", lightness, ab, embedding))
     return str(folder / "train-*.tfrecord")
 
@@ -40,7 +41,7 @@ def test_training_flips_drops_remainder_and_shuffles(tmp_path):
     data = koala.data.dataset(pattern, batch_size=4, training=True, seed=1, size=8)
     assert data.element_spec[0]["L"].shape == (4, 8, 8, 1)  # static: drop_remainder
     left_dark = []
-    for features, ab in data.repeat(4):
+    for features, ab in data.take(8):  # endless: epoch after epoch
         lightness = features["L"].numpy()
         left_dark += list(lightness[:, 0, 0, 0] < lightness[:, 0, -1, 0])
         # L and ab are flipped together: where L is bright, a is red
@@ -89,5 +90,35 @@ def test_size_is_read_from_the_manifest(tmp_path):
 
 
 def test_missing_files_fail_clearly(tmp_path):
-    with pytest.raises(Exception):
-        next(iter(koala.data.dataset(str(tmp_path / "none-*.tfrecord"), 2)))
+    with pytest.raises(FileNotFoundError, match="no records match .*none-"):
+        koala.data.dataset(str(tmp_path / "none-*.tfrecord"), 2)
+
+
+def test_fewer_files_than_pipelines_shards_by_example(tmp_path):
+    pattern = write_shards(tmp_path, count=1, per_shard=6)
+    ids = []
+    for pipeline in range(2):
+        context = tf.distribute.InputContext(2, pipeline, 2)
+        for features, _ in koala.data.dataset(pattern, 4, training=False, size=8,
+                                              input_context=context):
+            ids.append(features["L"].shape[0])
+    assert sum(ids) == 6  # one file, two pipelines: every example read exactly once
+
+
+def test_a_stream_started_at_a_position_equals_the_tail_of_a_full_stream(tmp_path):
+    # 15 examples numbered by their embedding: epochs of 15, batches of 4
+    pattern = write_shards(tmp_path, count=3, per_shard=5, embedding_dim=1)
+
+    def batches(start_example, count):
+        data = koala.data.dataset(pattern, 4, training=True, seed=3, size=8, shuffle_buffer=4,
+                                  with_embedding=True, start_example=start_example)
+        return [(f["embedding"].numpy()[:, 0], f["L"].numpy()) for f, _ in data.take(count)]
+
+    expected = batches(0, 12)  # 48 examples: 3.2 epochs
+    order = np.concatenate([ids for ids, _ in expected])
+    assert sorted(order[:15]) == list(range(15)) and list(order[:15]) != list(order[15:30])
+    for start_batch in (2, 5, 9):
+        for (ids, lightness), (want_ids, want_lightness) in zip(
+                batches(4 * start_batch, 12 - start_batch), expected[start_batch:]):
+            np.testing.assert_array_equal(ids, want_ids)
+            np.testing.assert_array_equal(lightness, want_lightness)  # the same flips

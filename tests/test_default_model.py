@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from koala import bundle, color, colorize, demo, metrics
+from koala import bundle, color, colorize, demo, metrics, vividness
 from koala.models import effnet_unet
 
 SIZE = 64
@@ -21,7 +21,7 @@ def _lightness(seed=0):
 def test_blend_weight_one_is_the_regression_head(two_head_model):
     lightness = _lightness()
     heads = two_head_model({"L": lightness})
-    blended = effnet_unet.inference_model(two_head_model, 1.0, 0.38)({"L": lightness})["ab"]
+    blended = effnet_unet.inference_model(two_head_model, effnet_unet.Blend(1.0, 0.38))({"L": lightness})["ab"]
     np.testing.assert_allclose(blended.numpy(), heads["ab"].numpy(), atol=1e-6)
 
 
@@ -29,7 +29,7 @@ def test_a_strong_bin_bias_selects_that_bins_colour(two_head_model):
     target = 200
     bias = np.zeros(len(color.ab_bins()), np.float32)
     bias[target] = 1e4
-    model = effnet_unet.inference_model(two_head_model, 0.0, 1.0, bias)
+    model = effnet_unet.inference_model(two_head_model, effnet_unet.Blend(0.0, 1.0, bias))
     ab = color.unscale_ab(model({"L": _lightness()})["ab"].numpy())
     np.testing.assert_allclose(ab, np.broadcast_to(color.ab_bins()[target], ab.shape), atol=1e-3)
 
@@ -38,7 +38,7 @@ def test_blend_matches_annealed_mean_of_the_logits(two_head_model):
     lightness = _lightness(1)
     heads = two_head_model({"L": lightness})
     expected = color.scale_ab(color.annealed_mean(heads["ab_logits"], 0.5)).numpy()
-    model = effnet_unet.inference_model(two_head_model, 0.0, 0.5)
+    model = effnet_unet.inference_model(two_head_model, effnet_unet.Blend(0.0, 0.5))
     got = model({"L": lightness})["ab"].numpy()
     # The blend upsamples stride-4 logits' annealed mean bilinearly: compare at stride 4.
     np.testing.assert_allclose(got[:, 1::4, 1::4].mean(), expected.mean(), atol=0.02)
@@ -47,12 +47,30 @@ def test_blend_matches_annealed_mean_of_the_logits(two_head_model):
 
 def test_blended_bundle_round_trips(tmp_path, two_head_model):
     bias = np.linspace(-1, 1, len(color.ab_bins())).astype(np.float32)
-    model = effnet_unet.inference_model(two_head_model, 0.25, 0.6, bias)
+    model = effnet_unet.inference_model(two_head_model, effnet_unet.Blend(0.25, 0.6, bias))
     bundle.save(tmp_path, model, {"model": "effnet_unet", "size": SIZE, "output": "regression"})
     loaded = bundle.load(tmp_path)
     lightness = _lightness(2)
     np.testing.assert_allclose(loaded.model({"L": lightness})["ab"].numpy(),
                                model({"L": lightness})["ab"].numpy(), atol=1e-6)
+
+
+def test_vividness_mixes_the_accurate_and_vivid_decodings(tmp_path, two_head_model):
+    bias = np.linspace(-2, 2, len(color.ab_bins())).astype(np.float32)
+    accurate, vivid = effnet_unet.Blend(0.5, 0.38), effnet_unet.Blend(0.0, 0.38, bias)
+    model = effnet_unet.inference_model(two_head_model, accurate, vivid, vividness=0.3)
+    bundle.save(tmp_path, model, {"model": "effnet_unet", "size": SIZE, "output": "regression"})
+    outputs = {k: v.numpy() for k, v in bundle.load(tmp_path).model({"L": _lightness(3)}).items()}
+    alone = {name: effnet_unet.inference_model(two_head_model, blend)({"L": _lightness(3)})["ab"]
+             for name, blend in (("accurate", accurate), ("vivid", vivid))}
+    np.testing.assert_allclose(outputs[vividness.ACCURATE], alone["accurate"], atol=1e-6)
+    np.testing.assert_allclose(outputs[vividness.VIVID], alone["vivid"], atol=1e-6)
+    assert np.abs(outputs[vividness.VIVID] - outputs[vividness.ACCURATE]).max() > 0.01
+    np.testing.assert_allclose(vividness.select(outputs), outputs["ab"])
+    np.testing.assert_allclose(vividness.select(outputs, 0.3), outputs["ab"], atol=1e-6)
+    np.testing.assert_allclose(vividness.select(outputs, 1.0), outputs[vividness.VIVID], atol=1e-6)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        vividness.select(outputs, 1.5)
 
 
 def _shipped():
@@ -73,3 +91,32 @@ def test_shipped_default_beats_gray_on_the_packaged_photos():
         ratios.append(metrics.colorfulness(koala) / metrics.colorfulness(truth))
     assert np.mean(gains) > 0.5, gains
     assert 0.4 < np.mean(ratios) < 2.0, ratios
+
+
+def test_exported_vividness_signature(tmp_path, two_head_model):
+    """The SavedModel's colorize_vividness: default V = serving_default, V changes colours,
+    out-of-range V is an InvalidArgument (HTTP 400 in TF Serving)."""
+    import cv2
+    import tensorflow as tf
+
+    from koala import export
+
+    bias = np.linspace(-3, 3, len(color.ab_bins())).astype(np.float32)
+    model = effnet_unet.inference_model(two_head_model, effnet_unet.Blend(1.0, 0.38),
+                                        effnet_unet.Blend(0.0, 0.38, bias), vividness=0.4)
+    bundle.save(tmp_path / "bundle", model, {"model": "effnet_unet", "size": SIZE,
+                                             "output": "regression", "vividness": 0.4})
+    export.write_saved_model(bundle.load(tmp_path / "bundle"), tmp_path / "saved")
+    served = tf.saved_model.load(str(tmp_path / "saved"))
+    photo = next(iter(demo.packaged_photos().values()))
+    image = tf.constant([cv2.imencode(".png", photo[..., ::-1])[1].tobytes()])
+
+    def rgb(name, **inputs):
+        png = served.signatures[name](image_bytes=image, **inputs)["colorized_bytes"][0]
+        return tf.io.decode_png(png).numpy().astype(int)
+
+    default = rgb("serving_default")
+    np.testing.assert_array_equal(rgb("colorize_vividness", vividness=tf.constant(0.4)), default)
+    assert np.abs(rgb("colorize_vividness", vividness=tf.constant(1.0)) - default).mean() > 1
+    with pytest.raises(tf.errors.InvalidArgumentError, match="vividness"):
+        rgb("colorize_vividness", vividness=tf.constant(1.5))

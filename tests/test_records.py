@@ -227,7 +227,7 @@ def test_interrupted_then_resumed_equals_clean(photo_folder, clean_build, tmp_pa
 
     def dies_on_third_shard(source, shard, out_dir, *args):
         if len(written) == 2:  # a kill in the middle of shard 3: half a temp file left
-            (out_dir / (shard.name + ".incomplete")).write_bytes(b"half a shard")
+            (pathlib.Path(out_dir) / (shard.name + ".incomplete")).write_bytes(b"half a shard")
             raise KeyboardInterrupt
         written.append(shard.name)
         return real_write(source, shard, out_dir, *args)

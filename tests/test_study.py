@@ -5,6 +5,7 @@ they cover the command, a real uvicorn, and a kill of the server process.
 """
 
 import concurrent.futures
+import hashlib
 import http.client
 import http.cookiejar
 import json
@@ -12,6 +13,7 @@ import os
 import signal
 import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 import threading
@@ -21,8 +23,10 @@ import urllib.error
 import urllib.request
 
 import cv2
+import hostile_corpus
 import numpy as np
 import pytest
+from PIL import Image
 
 from koala.study import catalog as study_catalog
 from koala.study import db as study_db
@@ -79,15 +83,16 @@ def test_catalog_serves_only_files_under_its_folders_by_opaque_id(tmp_path):
     outside = write_photos(tmp_path / "outside", 1, seed=2)
     (real / "escape.png").symlink_to(outside / "photo00.png")
     (real / "notes.txt").write_text("not a photo")
-    catalog = study_catalog.Catalog.from_folders(real, colorized)
+    secret = b"k" * 32
+    catalog = study_catalog.Catalog.from_folders(real, colorized, secret)
     assert sorted(image.name for image in catalog.images.values()) == [
         "photo00.png", "photo00.png", "photo01.png"]
     assert all(image.path.is_relative_to(tmp_path / kind)
                for kind in ("real", "colorized")
                for image in catalog.images.values() if image.kind == kind)
     assert catalog.get(str(real / "photo00.png")) is None and catalog.get("../x") is None
-    assert catalog.get(study_catalog.image_id("real", "photo01.png")).kind == "real"
-    jpeg = catalog.jpeg_bytes(study_catalog.image_id("colorized", "photo00.png"))
+    assert catalog.get(study_catalog.image_id(secret, "real", "photo01.png")).kind == "real"
+    jpeg = catalog.jpeg_bytes(study_catalog.image_id(secret, "colorized", "photo00.png"))
     assert jpeg.startswith(b"\xff\xd8")  # every photo is served re-encoded as JPEG
 
 
@@ -170,7 +175,11 @@ def server(tmp_path):
     """`koala study serve` on PER_KIND real + colorized photos: (base url, db path, process)."""
     real = write_photos(tmp_path / "real", PER_KIND, seed=3)
     colorized = write_photos(tmp_path / "colorized", PER_KIND, seed=4)
-    db_path = tmp_path / "study.sqlite"
+    yield from serve(real, colorized, tmp_path / "study.sqlite")
+
+
+def serve(real, colorized, db_path):
+    """Runs `koala study serve` until the generator is closed; yields (base, db, process)."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "koala.cli", "study", "serve", f"--real={real}",
@@ -340,3 +349,90 @@ def test_votes_committed_before_a_kill_survive_it(server):
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         stored = set(conn.execute("SELECT participant, image FROM votes").fetchall())
     assert {(participant.id, image) for participant, image in acknowledged} <= stored
+
+
+# --------------------------------------------------------------------------- ids, bytes that tell nothing
+
+def test_ids_differ_between_studies_and_are_stable_within_one(tmp_path):
+    real = write_photos(tmp_path / "real", 3, seed=5)
+    colorized = write_photos(tmp_path / "colorized", 3, seed=6)  # the same file names
+    first, second = (study_db.StudyDB(tmp_path / f"{name}.sqlite") for name in ("a", "b"))
+    ids = {name: set(study_catalog.Catalog.from_folders(real, colorized, db.secret()).images)
+           for name, db in (("a", first), ("b", second))}
+    assert len(ids["a"]) == 6 and not ids["a"] & ids["b"]
+    reopened = study_db.StudyDB(tmp_path / "a.sqlite")  # a restart of study "a"
+    assert set(study_catalog.Catalog.from_folders(real, colorized, reopened.secret()).images) \
+        == ids["a"]
+    guessable = {hashlib.sha256(f"{kind}\0photo{i:02d}.png".encode()).hexdigest()[:16]
+                 for kind in ("real", "colorized") for i in range(3)}
+    assert not guessable & ids["a"]  # the old, secret-less ids
+    assert study_catalog.Catalog.from_folders(real, colorized).images.keys() != ids["a"]
+
+
+def jpeg_segments(data):
+    """[(marker, payload)] of a JPEG up to its scan data (SOS)."""
+    segments, position = [], 2
+    assert data[:2] == b"\xff\xd8"
+    while True:
+        marker = data[position + 1]
+        (length,) = struct.unpack(">H", data[position + 2:position + 4])
+        segments.append((marker, data[position + 4:position + 2 + length]))
+        if marker == 0xDA:  # start of scan: the rest is entropy-coded pixels
+            return segments
+        position += 2 + length
+
+
+def hostile_real_photo(path, rgb):
+    """A real photo as a phone writes it: JPEG, Display-P3 profile, EXIF orientation, comment."""
+    p3_image, profile = hostile_corpus.to_display_p3(rgb)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: must be served upright
+    exif[0x0110] = "Koala Phone 3"  # camera model
+    p3_image.transpose(Image.Transpose.ROTATE_90).save(
+        path, quality=97, subsampling=0, icc_profile=profile, exif=exif, comment=b"real photo")
+
+
+def test_no_url_header_or_image_byte_tells_real_from_colorized(tmp_path):
+    base_rgb = hostile_corpus.base_photo(96, 144)
+    (tmp_path / "real").mkdir()
+    (tmp_path / "colorized").mkdir()
+    photos = [np.roll(base_rgb, 7 * index, axis=1) for index in range(3)]
+    for index, rgb in enumerate(photos):
+        hostile_real_photo(tmp_path / "real" / f"photo{index}.jpg", rgb)
+        cv2.imwrite(str(tmp_path / "colorized" / f"photo{index}.png"), rgb[..., ::-1])
+    server_run = serve(tmp_path / "real", tmp_path / "colorized", tmp_path / "study.sqlite")
+    base, db_path, _ = next(server_run)
+    try:
+        participant = Participant(base)
+        served, question = {}, participant.next()
+        while question["image"] is not None:
+            assert question["url"] == f"/image/{question['image']}"
+            with participant.opener.open(base + question["url"], timeout=30) as response:
+                headers = {k: v for k, v in response.headers.items()
+                           if k.lower() not in ("date", "content-length")}
+                served[question["image"]] = (headers, response.read())
+            question = participant.vote(question["image"], "real")[1]
+    finally:
+        server_run.close()
+    with sqlite3.connect(db_path) as conn:
+        rows = {row[0]: row[1:] for row in conn.execute("SELECT id, kind, name FROM images")}
+        secret = conn.execute("SELECT value FROM study").fetchone()[0]
+    assert set(served) == set(rows) and len(rows) == 6
+    assert all(image == study_catalog.image_id(secret, kind, name)  # computable only with
+               for image, (kind, name) in rows.items())  # the secret kept in the database
+    headers = [h for h, _ in served.values()]
+    assert all(h == headers[0] for h in headers)  # the same headers for every photo
+    structure = {}
+    for image, (_, data) in served.items():
+        segments = jpeg_segments(data)
+        markers = [m for m, _ in segments]
+        assert 0xE1 not in markers and 0xE2 not in markers and 0xFE not in markers  # no EXIF,
+        structure[image] = segments  # ICC or comment
+    first = next(iter(structure.values()))
+    assert all(segments == first for segments in structure.values())  # tables, size, all
+    pixels = {rows[image]: cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+              .astype(np.float64) for image, (_, data) in served.items()}
+    for index in range(3):  # the real photo is served upright and in sRGB: as its twin
+        real, fake = pixels["real", f"photo{index}.jpg"], pixels["colorized", f"photo{index}.png"]
+        assert real.shape == fake.shape == base_rgb.shape
+        assert np.abs(real - fake).mean() < 3.0  # unconverted P3 would be off by ~7

@@ -10,6 +10,8 @@ import sys
 
 from absl import app, flags
 
+from koala.image_io import DEFAULT_MAX_PIXELS
+
 flags.DEFINE_string("url", "http://localhost:8501", "TF Serving's REST address (host:port)")
 flags.DEFINE_string("model", "koala", "the served model's name (TF Serving's MODEL_NAME)")
 flags.DEFINE_integer("version", None, "ask for this model version (default: the latest)")
@@ -17,6 +19,8 @@ flags.DEFINE_string("signature", "serving_default", "signature that maps image_b
 flags.DEFINE_string("output", None, "folder for the colorized PNGs")
 flags.DEFINE_integer("batch_size", 8, "images per request")
 flags.DEFINE_float("timeout", 300.0, "seconds to wait for each request")
+flags.DEFINE_integer("max_pixels", DEFAULT_MAX_PIXELS, "do not send images with more pixels (read "
+                     "from the header; the export refuses above its own limit)", lower_bound=1)
 
 FLAGS = flags.FLAGS
 
@@ -27,17 +31,24 @@ def main(argv):
         raise app.UsageError("give one or more image files to colorize")
     if not FLAGS.output:
         raise app.UsageError("--output DIR is required")
-    missing = [p for p in images if not os.path.isfile(p)]
+    missing = [p for p in images if not os.path.lexists(p)]
     if missing:
         raise app.UsageError(f"no such image file: {', '.join(missing)}")
     from koala import client  # late: `koala client --help` stays fast
 
+    failures = []  # a bad file is named and skipped; the others are still sent
     try:
         written = client.colorize_files(
             FLAGS.url, FLAGS.model, images, FLAGS.output, batch_size=FLAGS.batch_size,
-            version=FLAGS.version, signature=FLAGS.signature, timeout=FLAGS.timeout)
+            on_error=lambda path, message: failures.append(message),
+            max_pixels=FLAGS.max_pixels, version=FLAGS.version, signature=FLAGS.signature,
+            timeout=FLAGS.timeout)
     except client.ClientError as error:
         print(f"koala client: {error}", file=sys.stderr)
         sys.exit(1)
     for path in written:
         print(path)
+    if failures:
+        print("koala client: skipped\n" + "\n".join(f"  {m}" for m in failures),
+              file=sys.stderr)
+        sys.exit(1)

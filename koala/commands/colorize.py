@@ -1,7 +1,7 @@
 """`koala colorize INPUT... --output DIR`: photos, folders, globs and videos at full resolution.
 
   koala colorize ../shared/data/historical --output out/colorized
-  koala colorize 'scans/**/*.tif' film.mp4 --output out --model runs/koalarization --batch 16
+  koala colorize 'scans/**/*.tif' film.mp4 --output out --model runs/koalarization --batch_size 16
   koala colorize old.jpg --output out --reference similar_colour_photo.jpg
 
 Inputs are never overwritten and existing outputs get a "-1", "-2"... suffix (unless
@@ -13,17 +13,25 @@ import time
 
 from absl import app, flags, logging
 
+from koala import image_io
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output", None, "output directory (created; inputs' folder trees are kept)")
 flags.DEFINE_string("model", "default", "'default', a bundle directory or a training workdir")
 flags.DEFINE_integer("size", None, "working size of the model (default: the bundle's)")
 flags.DEFINE_string("reference", None, "a colour photo of similar content to take colours from")
 flags.DEFINE_enum("format", "png", ["png", "jpg"], "image output format (png keeps alpha, 16 bit)")
-flags.DEFINE_integer("batch", 8, "images (or video frames) per model call")
+flags.DEFINE_integer("batch_size", 8, "images (or video frames) per model call", lower_bound=1)
+flags.DEFINE_alias("batch", "batch_size")  # the old spelling
 flags.DEFINE_bool("keep_color", False, "leave inputs that are already colour photos as they are")
 flags.DEFINE_alias("keep-color", "keep_color")
 flags.DEFINE_bool("overwrite", False, "replace existing outputs (inputs are never replaced)")
 flags.DEFINE_bool("consistent", True, "videos: smooth colours along optical flow over time")
+flags.DEFINE_integer("max_pixels", image_io.DEFAULT_MAX_PIXELS,
+                     "refuse images and video frames with more pixels (read from the header, "
+                     "before decoding)", lower_bound=1)
+flags.DEFINE_float("vividness", None, "0 (most accurate) .. 1 (most vivid); default: the "
+                   "model's own, chosen on validation photos", lower_bound=0.0, upper_bound=1.0)
 flags.mark_flag_as_required("output")
 
 
@@ -45,15 +53,18 @@ def main(argv):
     pairs = colorize.plan_outputs(found, FLAGS.output, "." + FLAGS.format, FLAGS.overwrite)
     try:
         colorizer = colorize.Colorizer(FLAGS.model, FLAGS.size)
-        reference = colorize.read_image(FLAGS.reference) if FLAGS.reference else None
+        reference = (colorize.read_image(FLAGS.reference, FLAGS.max_pixels)
+                     if FLAGS.reference else None)
     except (FileNotFoundError, colorize.UnreadableImage) as error:
         _fail(error)
-    options = {"keep_color": FLAGS.keep_color, "reference": reference}
+    options = {"keep_color": FLAGS.keep_color, "reference": reference,
+               "vividness": FLAGS.vividness}
     images = [(s, t) for s, t in pairs if s.suffix.lower() not in colorize.VIDEO_SUFFIXES]
     videos = [(s, t) for s, t in pairs if s.suffix.lower() in colorize.VIDEO_SUFFIXES]
     start = time.perf_counter()
     with tqdm(total=len(images), unit="img", desc="colorize") as bar:
-        for source, error in colorize.colorize_files(images, colorizer, FLAGS.batch, **options):
+        for source, error in colorize.colorize_files(images, colorizer, FLAGS.batch_size,
+                                                       FLAGS.max_pixels, **options):
             if error:
                 failures[str(source)] = error
                 logging.warning("skipped %s", error)  # the error names the file
@@ -62,12 +73,13 @@ def main(argv):
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             with tqdm(unit="frame", desc=source.name) as bar:
-                stats = video.colorize_video(source, target, colorizer, FLAGS.batch,
-                                             FLAGS.consistent, progress=bar.update)
+                stats = video.colorize_video(source, target, colorizer, FLAGS.batch_size,
+                                             FLAGS.consistent, progress=bar.update,
+                                             max_pixels=FLAGS.max_pixels)
             logging.info("%s -> %s: %d frames; flicker (mean |delta ab|, static pixels) "
                          "per-frame %.3f, consistent %.3f", source, target, stats["frames"],
                          stats["flicker_per_frame"], stats["flicker_consistent"])
-        except OSError as error:
+        except (OSError, colorize.UnreadableImage) as error:
             failures[str(source)] = str(error)  # names the file (koala.video)
     done = len(pairs) - sum(1 for s, _ in pairs if str(s) in failures)
     logging.info("%d of %d inputs colorized into %s in %.1f s", done,

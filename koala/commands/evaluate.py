@@ -9,6 +9,8 @@ import sys
 
 from absl import flags, logging
 
+from koala import image_io
+
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("model", ["default"], "model name or path; repeat to compare")
 flags.DEFINE_string("input", None, "folder of colour photos, or TFRecords (dir, file or glob)")
@@ -21,6 +23,12 @@ flags.DEFINE_float("threshold", 10.0, "raw-accuracy threshold (L2 in ab units)")
 flags.DEFINE_bool("semantic", True, "run the ImageNet classifier (semantic interpretability)")
 flags.DEFINE_string("reference_study", None, "photos in class/scene folders: also measure "
                     "reference-guided colorization, each guided by another photo of its folder")
+flags.DEFINE_integer("max_pixels", image_io.DEFAULT_MAX_PIXELS,
+                     "skip photos with more pixels (read from the header, before decoding)",
+                     lower_bound=1)
+flags.DEFINE_multi_float("vividness", None, "evaluate each model at these vividness values "
+                         "(0 accurate .. 1 vivid; repeat to compare; default: the model's own)",
+                         lower_bound=0.0, upper_bound=1.0)
 flags.mark_flags_as_required(["input", "output"])
 
 
@@ -35,7 +43,9 @@ def main(argv):
             results = evaluate.run(FLAGS.model, FLAGS.input, FLAGS.output, FLAGS.size,
                                    FLAGS.train_stats, FLAGS.limit, FLAGS.threshold,
                                    FLAGS.semantic, progress=bar.update,
-                                   reference_source=FLAGS.reference_study)
+                                   reference_source=FLAGS.reference_study,
+                                   max_pixels=FLAGS.max_pixels,
+                                   vividness=FLAGS.vividness or (None,))
     except (FileNotFoundError, ValueError) as error:
         print(f"koala evaluate: {error}", file=sys.stderr)
         sys.exit(1)

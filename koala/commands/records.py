@@ -4,6 +4,9 @@
   koala records --input tfds:cifar10:train --output records/cifar10 --size 32
   # N machines build one data set: run with --num-workers N --worker-index 0..N-1
   # (every flag also takes the underscore spelling: --num_workers)
+  # or let Apache Beam schedule, retry and scale it (pip install 'koala[beam]'):
+  koala records --runner beam --input gs://BUCKET/photos --output gs://BUCKET/records \
+      --beam_options "--runner=DataflowRunner --project=P --region=R --temp_location=gs://..."
 
 Re-running with the same arguments resumes: complete shards are kept.
 """
@@ -34,6 +37,10 @@ flags.DEFINE_float("min_chroma", images.DEFAULT_MIN_CHROMA,
 flags.DEFINE_integer("max_pixels", images.DEFAULT_MAX_PIXELS,
                      "skip images with more pixels than this (decompression bombs)")
 flags.DEFINE_integer("processes", 0, "decoding processes (0: one per CPU core; 1: in-process)")
+flags.DEFINE_enum("runner", "local", ["local", "beam"],
+                  "local: this machine's processes; beam: an Apache Beam pipeline (same output)")
+flags.DEFINE_string("beam_options", "", "Beam pipeline options, e.g. \"--runner=DataflowRunner "
+                    "--project=P ...\" (default: DirectRunner, one worker per core)")
 flags.DEFINE_string("tfds_data_dir", None, "tfds data_dir holding prepared data sets")
 flags.DEFINE_string("tfds_manual_dir", None, "tfds manual_dir with the raw files (imagenet2012)")
 flags.DEFINE_bool("tfds_download", False, "let tfds download the data set (needs internet)")
@@ -45,13 +52,39 @@ flags.register_validator("worker_index", lambda i: i >= 0, "must be >= 0")
 flags.register_validator("val_fraction", lambda f: 0.0 <= f < 1.0, "must be in [0, 1)")
 
 
+def _beam_writer():
+    """The Beam writer, or an ImportError that says how to install it."""
+    if FLAGS.num_workers != 1:
+        raise ValueError("--runner beam schedules the work itself: drop --num_workers")
+    try:
+        from koala.data import beam_writer
+    except ImportError as error:
+        raise ImportError(f"--runner beam needs Apache Beam ({error}): "
+                          "pip install 'koala[beam]'") from None
+    return beam_writer
+
+
+def _weights_unavailable():
+    """The missing-weights error class, when an embedding is asked for (else catch nothing:
+    koala.models, and Keras, load only then)."""
+    if not FLAGS.embedding:
+        return ()
+    from koala.models.backbones import WeightsUnavailableError
+
+    return WeightsUnavailableError
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     try:
-        source = sources.open_source(FLAGS.input, FLAGS.tfds_data_dir, FLAGS.tfds_manual_dir,
-                                     FLAGS.tfds_download)
-    except (sources.TfdsUnavailable, FileNotFoundError, ValueError) as error:
+        beam_writer = _beam_writer() if FLAGS.runner == "beam" else None
+        if beam_writer and "://" in FLAGS.input:  # gs://: listed through Beam's filesystems
+            source = beam_writer.remote_folder_source(FLAGS.input)
+        else:
+            source = sources.open_source(FLAGS.input, FLAGS.tfds_data_dir,
+                                         FLAGS.tfds_manual_dir, FLAGS.tfds_download)
+    except (sources.TfdsUnavailable, FileNotFoundError, ValueError, ImportError) as error:
         print(f"koala records: {error}", file=sys.stderr)
         sys.exit(1)
     settings = writer.Settings(
@@ -60,8 +93,15 @@ def main(argv):
         seed=FLAGS.seed, limit=FLAGS.limit, min_chroma=FLAGS.min_chroma,
         max_pixels=FLAGS.max_pixels, embedding=FLAGS.embedding,
         embedding_weights=FLAGS.embedding_weights)
-    manifest = writer.build(source, FLAGS.output, settings, FLAGS.num_workers,
-                            FLAGS.worker_index, processes=FLAGS.processes or None)
+    try:
+        if beam_writer:
+            manifest = beam_writer.build(source, FLAGS.output, settings, FLAGS.beam_options,
+                                         processes=FLAGS.processes)
+        else:
+            manifest = writer.build(source, FLAGS.output, settings, FLAGS.num_workers,
+                                    FLAGS.worker_index, processes=FLAGS.processes or None)
+    except _weights_unavailable() as error:  # offline "imagenet": one line naming the file
+        sys.exit(f"koala records: {' '.join(str(error).split())} Here: --embedding_weights FILE.")
     if manifest is None:
         print(f"wrote worker {FLAGS.worker_index}'s shards to {FLAGS.output}; manifest.json "
               "follows when every worker is done (re-run any worker to merge)")

@@ -17,15 +17,21 @@ import secrets
 
 from absl import app, flags, logging
 
+from koala import image_io
+
 flags.DEFINE_string("real", None, "serve: folder of real colour photos")
 flags.DEFINE_string("colorized", None,
                     "serve: folder of colorized photos (with --model: where they are cached; "
                     "default <db>.<model>.colorized/)")
 flags.DEFINE_string("model", None, "serve: colorize the real photos' gray versions with this model")
+flags.DEFINE_float("vividness", None, "serve --model: 0 (most accurate) .. 1 (most vivid); "
+                   "default: the model's own", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_string("db", "study.sqlite", "the votes database (SQLite)")
 flags.DEFINE_string("host", "127.0.0.1", "serve: address to bind (loopback unless told otherwise)")
 flags.DEFINE_integer("port", 8080, "serve: TCP port")
 flags.DEFINE_string("results_key", None, "serve: key of the results pages (default: random)")
+flags.DEFINE_integer("max_pixels", image_io.DEFAULT_MAX_PIXELS,
+                     "serve: refuse photos with more pixels (read from the header)", lower_bound=1)
 flags.DEFINE_string("csv", None, "results: write the per-photo table as CSV here")
 flags.DEFINE_string("json", None, "results: write the full summary as JSON here")
 flags.DEFINE_string("chart", None, "results: write a bar chart (seed 001 Fig. 6) here (PNG)")
@@ -40,6 +46,8 @@ def _colorized_folder():
     if not FLAGS.model:
         raise app.UsageError("serve needs --colorized DIR (or --model NAME to make them)")
     safe_model = re.sub(r"[^A-Za-z0-9_.-]+", "_", FLAGS.model).strip("._") or "model"
+    if FLAGS.vividness is not None:  # each vividness has its own cache of colorized photos
+        safe_model += f"@{FLAGS.vividness:g}"
     return pathlib.Path(f"{FLAGS.db}.{safe_model}.colorized")
 
 
@@ -63,10 +71,11 @@ def serve():
         raise app.UsageError("serve needs --real DIR")
     colorized = _colorized_folder()
     if FLAGS.model:
-        made = colorize_folder(FLAGS.real, colorized, FLAGS.model)
+        made = colorize_folder(FLAGS.real, colorized, FLAGS.model, FLAGS.vividness)
         logging.info("colorized %d photos with %s into %s", made, FLAGS.model, colorized)
-    try:
-        catalog = Catalog.from_folders(FLAGS.real, colorized)
+    database = StudyDB(FLAGS.db)
+    try:  # ids under the study's own secret: stable across restarts, unguessable
+        catalog = Catalog.from_folders(FLAGS.real, colorized, database.secret(), FLAGS.max_pixels)
     except (FileNotFoundError, ValueError) as error:
         raise app.UsageError(str(error))
     if not _is_loopback(FLAGS.host):
@@ -77,7 +86,7 @@ def serve():
     print(f"study of {kinds.count('real')} real and {kinds.count('colorized')} colorized photos, "
           f"votes in {FLAGS.db}\n  participants: {base}/\n  results:      {base}/results?key={key}",
           flush=True)
-    uvicorn.run(create_app(catalog, StudyDB(FLAGS.db), key), host=FLAGS.host, port=FLAGS.port,
+    uvicorn.run(create_app(catalog, database, key), host=FLAGS.host, port=FLAGS.port,
                 log_level="warning", access_log=False)
 
 

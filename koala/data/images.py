@@ -1,28 +1,26 @@
 """Decode any image file into a clean sRGB uint8 array, or say why it cannot be used.
 
 Every failure is a `Skip(reason, detail)` with a short reason code so the manifest can count
-them: one bad file never stops a build. Decoding goes through Pillow because it covers the
-awkward cases in one place: EXIF orientation, CMYK JPEGs (including Adobe's inverted CMYK),
-16-bit PNGs, palette and alpha images, and a pixel limit checked from the header before any
-pixel is decoded (a decompression bomb costs nothing). For JPEGs, `draft` lets libjpeg decode
-at 1/2, 1/4 or 1/8 scale when the target is that much smaller: big photos decode up to 8x
-faster and the result is then resized by area averaging anyway.
+them: one bad file never stops a build. Decoding is koala.image_io's (the package's one
+reader): EXIF orientation, ICC profiles to sRGB, CMYK JPEGs through their profile, 16-bit
+PNGs, palette and alpha images, and a pixel limit checked from the header before any pixel
+is decoded (a decompression bomb costs nothing). For JPEGs, libjpeg decodes at 1/2, 1/4 or
+1/8 scale when the target is that much smaller: big photos decode up to 8x faster and the
+result is then resized by area averaging anyway.
 """
 
 import dataclasses
 import functools
-import io
 import threading
-import warnings
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
-from koala import color
+from koala import color, image_io
 from koala.data import schema
 
-DEFAULT_MAX_PIXELS = 64_000_000  # about 8000 x 8000: larger headers are treated as bombs
+DEFAULT_MAX_PIXELS = image_io.DEFAULT_MAX_PIXELS  # larger headers are refused undecoded
+to_rgb = image_io.to_rgb8  # any array as read -> uint8 RGB, alpha over white
 DEFAULT_MIN_CHROMA = 1.5  # mean Lab chroma below this: a grayscale source (no colour to learn)
 RESIZE_MODES = ("pad", "crop", "stretch")
 
@@ -58,43 +56,15 @@ class Processed:
 
 
 def decode(data, max_pixels=DEFAULT_MAX_PIXELS, target_size=None):
-    """Encoded bytes -> uint8 RGB [H, W, 3], upright (EXIF), alpha composited on white."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError as error:
-        raise Skip(NOT_AN_IMAGE, str(error)) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise Skip(TOO_LARGE, str(error)) from None
-    except Exception as error:  # Pillow raises many types on broken headers
-        raise Skip(CORRUPT, f"{type(error).__name__}: {error}") from None
-    width, height = image.size
-    if width * height > max_pixels:
-        raise Skip(TOO_LARGE, f"{width}x{height} exceeds the {max_pixels} pixel limit")
-    try:
-        if (target_size and image.format == "JPEG" and min(width, height) >= 2 * target_size
-                and image.mode in ("RGB", "L", "CMYK")):
-            image.draft(image.mode, (target_size, target_size))
-        image = ImageOps.exif_transpose(image)
-        return to_rgb(image)
-    except Exception as error:  # truncated data, bad Huffman tables, broken chunks...
-        raise Skip(CORRUPT, f"{type(error).__name__}: {error}") from None
+    """Encoded bytes -> uint8 sRGB [H, W, 3], upright (EXIF), alpha composited on white.
 
-
-def to_rgb(image):
-    """A loaded Pillow image of any mode -> uint8 RGB array (alpha over white)."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # high bit-depth grayscale
-        values = np.asarray(image, np.float64)
-        peak = 65535.0 if values.max() > 255 else 255.0
-        gray = np.clip(np.round(values / peak * 255.0), 0, 255).astype(np.uint8)
-        return np.repeat(gray[..., None], 3, axis=-1)
-    if image.mode == "P" or image.mode in ("LA", "PA", "RGBa", "La"):
-        image = image.convert("RGBA")
-    if image.mode == "RGBA":
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image)
-    return np.asarray(image.convert("RGB"), np.uint8)
+    The package's one reader (koala.image_io) decodes: header-checked pixel limit, ICC
+    profiles converted to sRGB, CMYK through its profile; its error reasons are ours.
+    """
+    try:
+        return to_rgb(image_io.decode(data, max_pixels=max_pixels, draft_size=target_size))
+    except image_io.UnreadableImage as error:
+        raise Skip(error.reason, str(error).removeprefix("<bytes>: ")) from None
 
 
 def resize(rgb, size, mode="pad", pad_value=255):
@@ -188,8 +158,8 @@ def process(payload, size, mode="pad", pad_value=255, min_chroma=DEFAULT_MIN_CHR
     The chroma test runs on the real pixels only (not the padding) at working size.
     """
     if isinstance(payload, np.ndarray):
-        rgb = payload if payload.ndim == 3 and payload.shape[-1] == 3 else to_rgb(
-            Image.fromarray(np.squeeze(payload)))
+        rgb = to_rgb(np.squeeze(payload) if payload.ndim == 3 and payload.shape[-1] == 1
+                     else payload)
     else:
         rgb = decode(payload, max_pixels=max_pixels, target_size=size)
     resized, (top, bottom, left, right) = resize(rgb, size, mode, pad_value)

@@ -12,7 +12,8 @@ import pathlib
 
 from absl import logging
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
+from koala.image_io import IMAGE_SUFFIXES
+
 TFDS_PREFIX = "tfds:"
 
 
@@ -50,10 +51,13 @@ class FileSource:
 
 
 def folder_source(root):
-    """Every image file under root (recursive), sorted for a stable order."""
+    """Every image file under root (recursive), sorted for a stable order.
+
+    Broken links are kept, so that the build names them as unreadable instead of losing
+    them silently."""
     root = pathlib.Path(root)
     paths = sorted(p for p in root.rglob("*")
-                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                   if not p.is_dir() and p.suffix.lower() in IMAGE_SUFFIXES)
     return FileSource(paths, root, f"folder {root}")
 
 

@@ -25,7 +25,6 @@ import json
 import math
 import multiprocessing
 import os
-import pathlib
 
 import cv2
 import numpy as np
@@ -127,8 +126,8 @@ def _chunks(iterable, size):
         yield chunk
 
 
-def _process(settings, item):
-    """(id, payload) -> Processed or Skip: never raises for a bad input."""
+def process_item(settings, item):
+    """(id, payload) -> Processed or Skip: never raises for a bad input (both writers)."""
     item_id, payload = item
     if isinstance(payload, OSError):
         return images.Skip(UNREADABLE, f"{item_id}: {payload.strerror}")
@@ -139,7 +138,7 @@ def _process(settings, item):
         return skip
 
 
-def _prior_sample(processed):
+def prior_sample(processed):
     """A strided subsample of the real (unpadded) pixels' ab, in Lab units, for the prior."""
     top, bottom, left, right = processed.content
     stride = max(1, int(math.sqrt((bottom - top) * (right - left) / PRIOR_SAMPLES_PER_IMAGE)))
@@ -153,8 +152,8 @@ def _process_chunk(settings, chunk):
     The prior histograms are computed here, in the worker, because they are additive over
     samples and too slow for the writing process (a sort per call).
     """
-    results = [(item[0], _process(settings, item)) for item in chunk]
-    samples = [_prior_sample(r) for _, r in results if isinstance(r, images.Processed)]
+    results = [(item[0], process_item(settings, item)) for item in chunk]
+    samples = [prior_sample(r) for _, r in results if isinstance(r, images.Processed)]
     samples = np.concatenate(samples) if samples else np.zeros((0, 2), np.int16)
     return results, color.histogram_counts(samples), color.fine_histogram_counts(samples)
 
@@ -178,7 +177,14 @@ def make_embedder(name, weights):
     return embed
 
 
-class _ShardStats:
+def skip_record(item_id, skip):
+    """How the manifest lists one skipped input."""
+    return {"id": item_id, "reason": skip.reason, "detail": skip.detail}
+
+
+class ShardStats:
+    """What a shard's part file records; prior counts start as 0 and add histograms."""
+
     def __init__(self):
         self.examples = 0
         self.skipped = []
@@ -187,22 +193,40 @@ class _ShardStats:
 
     def as_dict(self, shard, path, settings):
         return {"shard": shard.name, "split": shard.split, "items": len(shard.items),
-                "examples": self.examples, "bytes": path.stat().st_size,
+                "examples": self.examples, "bytes": tf.io.gfile.stat(str(path)).length,
                 "skipped": self.skipped, "settings": dataclasses.asdict(settings),
                 "prior_counts": np.asarray(self.prior_counts).tolist(),
                 "fine_prior_counts": np.asarray(self.fine_prior_counts).tolist()}
 
 
+def join(directory, *names):
+    """A path under out_dir as a string: tf.io.gfile takes local paths and gs:// alike."""
+    return "/".join([str(directory).rstrip("/"), *names])
+
+
 def _atomic_write_text(path, text):
-    temporary = path.with_name(path.name + ".incomplete")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    temporary = str(path) + ".incomplete"
+    with tf.io.gfile.GFile(temporary, "w") as stream:
+        stream.write(text)
+    tf.io.gfile.rename(temporary, str(path), overwrite=True)
+
+
+def finish_shard(out_dir, shard, stats, settings):
+    """Publish a written `<shard>.incomplete`: its part file first, then the shard's name.
+
+    A shard without its part is incomplete, so a kill between the two steps costs a rewrite,
+    never a wrong manifest. Both writers end every shard here.
+    """
+    temporary = join(out_dir, shard.name + ".incomplete")
+    part = join(out_dir, PARTS_DIR, shard.name + ".json")
+    _atomic_write_text(part, json.dumps(stats.as_dict(shard, temporary, settings),
+                                        sort_keys=True))
+    tf.io.gfile.rename(temporary, join(out_dir, shard.name), overwrite=True)
 
 
 def _write_shard(source, shard, out_dir, settings, pool, window, embedder, progress):
-    final = out_dir / shard.name
-    temporary = final.with_name(final.name + ".incomplete")
-    stats = _ShardStats()
+    temporary = join(out_dir, shard.name + ".incomplete")
+    stats = ShardStats()
     batch = []
 
     def flush(writer):
@@ -221,8 +245,7 @@ def _write_shard(source, shard, out_dir, settings, pool, window, embedder, progr
             stats.fine_prior_counts = stats.fine_prior_counts + fine_prior
             for item_id, result in results:
                 if isinstance(result, images.Skip):
-                    stats.skipped.append({"id": item_id, "reason": result.reason,
-                                          "detail": result.detail})
+                    stats.skipped.append(skip_record(item_id, result))
                     continue
                 stats.examples += 1
                 batch.append((item_id, result))
@@ -230,16 +253,16 @@ def _write_shard(source, shard, out_dir, settings, pool, window, embedder, progr
                     flush(writer)
         if batch:
             flush(writer)
-    part = out_dir / PARTS_DIR / (shard.name + ".json")
-    _atomic_write_text(part, json.dumps(stats.as_dict(shard, temporary, settings), sort_keys=True))
-    os.replace(temporary, final)
+    finish_shard(out_dir, shard, stats, settings)
 
 
-def _is_complete(out_dir, shard, settings):
-    part = out_dir / PARTS_DIR / (shard.name + ".json")
-    if not ((out_dir / shard.name).exists() and part.exists()):
+def is_complete(out_dir, shard, settings):
+    """Whether shard and part exist; raises if they were built with other settings."""
+    part = join(out_dir, PARTS_DIR, shard.name + ".json")
+    if not (tf.io.gfile.exists(join(out_dir, shard.name)) and tf.io.gfile.exists(part)):
         return False
-    recorded = json.loads(part.read_text())["settings"]
+    with tf.io.gfile.GFile(part) as stream:
+        recorded = json.load(stream)["settings"]
     if recorded != dataclasses.asdict(settings):
         raise ValueError(f"{out_dir} holds shards built with other settings ({recorded}); "
                          "use a new --output or the same arguments")
@@ -252,13 +275,13 @@ def build(source, out_dir, settings, num_workers=1, worker_index=0, processes=No
     Returns the manifest dict, or None when other workers' shards are still missing.
     `processes` decode in parallel (default: one per core; 0 or 1 decodes in this process).
     """
-    out_dir = pathlib.Path(out_dir)
-    (out_dir / PARTS_DIR).mkdir(parents=True, exist_ok=True)
+    out_dir = str(out_dir)  # gs://, ram:// or local: pathlib would drop a slash of the URL
+    tf.io.gfile.makedirs(join(out_dir, PARTS_DIR))
     if settings.limit:
         source.limit(settings.limit)
     shards = plan(len(source), settings, source.needs_shuffle)
     mine = worker_shards(shards, num_workers, worker_index)
-    todo = [s for s in mine if not _is_complete(out_dir, s, settings)]
+    todo = [s for s in mine if not is_complete(out_dir, s, settings)]
     logging.info("%s: %d items, %d shards; worker %d/%d writes %d (%d already complete)",
                  source.description, len(source), len(shards), worker_index, num_workers,
                  len(todo), len(mine) - len(todo))
@@ -303,14 +326,14 @@ def _inline_cv2():
 
 def merge_manifest(out_dir, shards, settings):
     """Sum every shard's part into manifest.json; None (no file) while parts are missing."""
-    out_dir = pathlib.Path(out_dir)
     parts = []
     for shard in shards:
-        path = out_dir / PARTS_DIR / (shard.name + ".json")
-        if not (path.exists() and (out_dir / shard.name).exists()):
+        path = join(out_dir, PARTS_DIR, shard.name + ".json")
+        if not (tf.io.gfile.exists(path) and tf.io.gfile.exists(join(out_dir, shard.name))):
             logging.info("manifest not written yet: %s is missing", shard.name)
             return None
-        parts.append(json.loads(path.read_text()))
+        with tf.io.gfile.GFile(path) as stream:
+            parts.append(json.load(stream))
     counts = {}
     for split in SPLITS:
         mine = [p for p in parts if p["split"] == split]
@@ -339,7 +362,7 @@ def merge_manifest(out_dir, shards, settings):
                                        (len(color.FINE_EDGES) - 1,) * 2),
         },
     }
-    _atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+    _atomic_write_text(join(out_dir, MANIFEST), json.dumps(manifest, indent=1, sort_keys=True))
     return manifest
 
 

@@ -11,12 +11,15 @@ edges sharp. Two heads share the decoder:
 into one "ab" output, so a bundle of it is a plain regression model for every consumer.
 """
 
+import collections
+
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
 from koala import color
+from koala import vividness as vividness_lib
 from koala.models import backbones
 from koala.models.blocks import conv_block, l_input, upsample
 from koala.models.registry import register
@@ -29,10 +32,15 @@ DECODER_FILTERS = (160, 96, 64, 32, 16)
 @register("effnet_unet", backbone=lambda c: c.get("backbone", "efficientnet_lite0"),
           output="regression")
 def build(input_size=None, backbone="efficientnet_lite0", weights="imagenet",
-          decoder_filters=DECODER_FILTERS, with_logits=True):
-    """Default model: frozen-or-finetuned EfficientNet-Lite + U-Net decoder, ab + bin heads."""
+          decoder_filters=DECODER_FILTERS, with_logits=True, finetune=""):
+    """Default model: EfficientNet-Lite + U-Net decoder, ab + bin heads.
+
+    `finetune`: comma-separated name prefixes of backbone layers that train (e.g.
+    "block7,top": the last stage and head conv); the rest, and every BatchNorm, stay frozen.
+    """
     lightness = l_input(input_size, stride=32)
     encoder, names, preprocess = backbones.backbone(backbone, (None, None), weights=weights)
+    _unfreeze(encoder, tuple(p for p in finetune.split(",") if p))
     features = encoder(preprocess(lightness))
     skips = [features[name] for name in names]  # strides 2, 4, 8, 16, 32
     top = skips[-1]
@@ -61,6 +69,15 @@ def build(input_size=None, backbone="efficientnet_lite0", weights="imagenet",
     ab = layers.Conv2D(2, 3, padding="same", activation="tanh", name="ab")(x)
     outputs = {"ab": ab, "ab_logits": logits} if with_logits else {"ab": ab}
     return keras.Model({"L": lightness}, outputs, name="effnet_unet")
+
+
+def _unfreeze(encoder, prefixes):
+    """Makes the encoder's convolutions whose names start with `prefixes` trainable."""
+    if not prefixes:
+        return
+    encoder.trainable = True
+    for layer in encoder.layers:
+        layer.trainable = layer.name.startswith(prefixes) and "bn" not in layer.name
 
 
 @keras.saving.register_keras_serializable(package="koala")
@@ -95,11 +112,40 @@ class BlendedAB(layers.Layer):
                 "temperature": self.temperature, "bin_bias": self.bin_bias}
 
 
-def inference_model(model, weight, temperature, bin_bias=None):
-    """One-output model {"L"} -> "ab" (scaled) blending the two heads of a trained `model`."""
+@keras.saving.register_keras_serializable(package="koala")
+class VividnessMix(layers.Layer):
+    """accurate + v * (vivid - accurate): the "ab" output at the default vividness v."""
+
+    def __init__(self, vividness=0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.vividness = float(vividness)
+
+    def call(self, accurate, vivid):
+        return accurate + self.vividness * (vivid - accurate)
+
+    def get_config(self):
+        return {**super().get_config(), "vividness": self.vividness}
+
+
+Blend = collections.namedtuple("Blend", "weight temperature bin_bias", defaults=(None,))
+
+
+def inference_model(model, accurate, vivid=None, vividness=0.0):
+    """{"L"} -> {"ab"} (scaled) from the two heads of a trained `model`, blended as `accurate`.
+
+    With a `vivid` Blend too, the model also outputs koala.vividness' "ab_accurate" and
+    "ab_vivid", and "ab" is their mix at the default `vividness`.
+    """
     inputs = {"L": keras.Input((None, None, 1), name="L")}
-    outputs = model(inputs)
-    blend = BlendedAB(weight, temperature, bin_bias, name="ab_blend")
-    ab = blend(outputs["ab"], outputs["ab_logits"])
-    ab = layers.Activation("linear", name="ab_out", dtype="float32")(ab)
-    return keras.Model(inputs, {"ab": ab}, name="effnet_unet_blend")
+    heads = model(inputs)
+
+    def decode(blend, name):
+        ab = BlendedAB(*blend, name=name)(heads["ab"], heads["ab_logits"])
+        return layers.Activation("linear", name=f"{name}_out", dtype="float32")(ab)
+
+    if vivid is None:
+        return keras.Model(inputs, {"ab": decode(accurate, "ab_blend")}, name="effnet_unet_blend")
+    ab_accurate, ab_vivid = decode(accurate, "ab_accurate"), decode(vivid, "ab_vivid")
+    ab = VividnessMix(vividness, name="ab_mix", dtype="float32")(ab_accurate, ab_vivid)
+    return keras.Model(inputs, {"ab": ab, vividness_lib.ACCURATE: ab_accurate,
+                                vividness_lib.VIVID: ab_vivid}, name="effnet_unet_blend")

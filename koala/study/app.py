@@ -11,10 +11,12 @@ import json
 import re
 import secrets
 
+from absl import logging
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from koala import image_io
 from koala.study import db as study_db
 from koala.study import report, stats
 
@@ -134,7 +136,12 @@ def create_app(catalog, database, results_key):
     def image(image_id: str):
         if catalog.get(image_id) is None:
             raise HTTPException(404, "unknown image")
-        return Response(catalog.jpeg_bytes(image_id), media_type="image/jpeg",
+        try:
+            jpeg = catalog.jpeg_bytes(image_id)
+        except image_io.UnreadableImage as error:  # same answer for both kinds
+            logging.warning("cannot serve %s", error)
+            raise HTTPException(404, "unknown image") from None
+        return Response(jpeg, media_type="image/jpeg",
                         headers={"Cache-Control": "private, max-age=3600"})
 
     def summary():

@@ -16,6 +16,10 @@ import time
 ANSWERS = ("real", "fake")
 
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS study (
+    key TEXT PRIMARY KEY,  -- 'secret': the HMAC key of this study's image ids
+    value BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS images (
     id TEXT PRIMARY KEY,
     kind TEXT NOT NULL CHECK (kind IN ('real', 'colorized')),
@@ -73,6 +77,18 @@ class StudyDB:
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
         return _Transaction(conn)
+
+    def secret(self):
+        """This study's secret (32 random bytes, made on first use): the key of its image ids.
+
+        It lives only here, so ids are stable across restarts of one study, differ between
+        studies, and cannot be computed from file names by a participant.
+        """
+        with self._connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT OR IGNORE INTO study (key, value) VALUES ('secret', ?)",
+                         (secrets.token_bytes(32),))
+            return conn.execute("SELECT value FROM study WHERE key = 'secret'").fetchone()[0]
 
     def register_images(self, images):
         """Record (or keep) the catalog's photos, so results can name them later."""

@@ -1,0 +1,46 @@
+"""The shipped default model: EfficientNet-Lite0 (ImageNet, last stage fine-tuned) + U-Net.
+
+Trained from photo folders with random-scale crops (koala.data.photo_crops), Huber on ab plus
+the soft-encoded bin cross-entropy (koala.losses.huber_bins); how the two heads are blended,
+and the vividness range, are chosen afterwards on photos/val by
+data_prep/select_default_model.py (`make default-model` runs both).
+
+A long schedule is several runs of at most a few hours: rerunning the same command resumes
+from the workdir's checkpoint; on a fresh machine, where only the repository survives,
+`--config.model.init=default` starts from the committed bundle with a fresh optimizer
+(README, "Retrain the default model").
+"""
+
+import ml_collections
+
+from experiments import common
+
+SHARED_PHOTOS = "../shared/data/photos"
+
+
+def get_config(arg=None):
+    config = common.base("default", "effnet_unet", arg)
+    config.data.pipeline = "photo_crops"
+    config.data.train_photos = f"{SHARED_PHOTOS}/train"
+    config.data.val_photos = f"{SHARED_PHOTOS}/val"
+    config.data.val_every = 3  # 267 of the 800 validation photos: a quick, fixed val set
+    config.data.size = 160
+    config.model.kwargs.weights = "imagenet"
+    config.model.kwargs.finetune = "block7,top"
+    config.loss = ml_collections.ConfigDict(dict(name="huber_bins", lam=0.5,
+                                                 logit_weight=1.0))
+    config.schedule.name = "cosine"
+    config.schedule.warmup_steps = 300
+    config.train.batch_size = 24
+    config.train.steps = 6500
+    config.eval.every_steps = config.checkpoint.every_steps = 500
+    config.eval.max_batches = 12
+    config.precision = "float32"  # mixed_bfloat16 is slower on CPUs without AMX (39 vs 50 img/s)
+    if arg == "tiny":
+        config.model.kwargs.weights = None
+        config.model.kwargs.finetune = ""
+        config.data.val_every = 100
+        common.apply_variant(config, arg)
+        config.data.size = 64  # the model's stride is 32
+        return config
+    return common.apply_variant(config, arg) if arg else config

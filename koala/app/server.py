@@ -1,0 +1,166 @@
+"""`koala app`'s web server (FastAPI): drop photos, get them colorized at full resolution.
+
+Routes: `/` the page; `/static/{app.js,app.css}`; `POST /api/colorize` takes one photo as
+the raw request body and answers the colorized PNG at the photo's full resolution, or a
+JSON {"error": one line naming the photo and the problem}.
+Uploads are bounded in bytes (declared and streamed) and in pixels (read from the header
+before decoding, koala.image_io), validated by decoding, and only ever held in memory for
+the request: nothing is written to disk, kept after the response or served to anyone else.
+At most one colorization per CPU runs at once; others wait their turn.
+"""
+
+import importlib.resources
+import ipaddress
+import os
+import threading
+import urllib.parse
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from koala import image_io
+from koala import vividness
+from koala.inference import png
+
+DEFAULT_MAX_BYTES = 50 << 20
+DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: a big camera photo; ~1 GB of float temporaries
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; "
+                               "style-src 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+STATIC_TYPES = {"app.js": "text/javascript", "app.css": "text/css"}
+
+
+def _parse_bool(text):
+    if text not in ("0", "1", "true", "false"):
+        raise ValueError("expected 0, 1, true or false")
+    return text in ("1", "true")
+
+
+# Per-request options passed through to Colorizer.colorize_many, each with its parser.
+REQUEST_OPTIONS = {"keep_color": _parse_bool, "vividness": vividness.check}
+
+
+class UploadRefused(Exception):
+    """An upload that is answered with `status` and a one-line `message`."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+def is_loopback(host):
+    """Whether binding `host` keeps the app on this machine (a host name counts as not).
+
+    The same rule as `koala study serve`'s, which cannot be imported from here: its
+    module defines absl flags of the same names."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _static(name):
+    return (importlib.resources.files("koala.app") / "static" / name).read_text("utf-8")
+
+
+def _upload_name(request):
+    name = urllib.parse.unquote(request.headers.get("x-filename", "")).strip()
+    return name.replace("\n", " ")[:200] or "the photo"
+
+
+async def _bounded_body(request, name, max_bytes):
+    """The body, refused with 413 beyond `max_bytes` (declared or streamed)."""
+    too_large = UploadRefused(413, f"{name}: larger than the upload limit of "
+                                   f"{max_bytes / 1e6:.0f} MB")
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise too_large
+    return bytes(body)
+
+
+def _options(query):
+    options = {}
+    for key, value in query.items():
+        if key not in REQUEST_OPTIONS:
+            raise UploadRefused(422, f"unknown option {key!r} (known: {sorted(REQUEST_OPTIONS)})")
+        try:
+            options[key] = REQUEST_OPTIONS[key](value)
+        except ValueError as error:
+            raise UploadRefused(422, f"option {key}: {error}") from None
+    return options
+
+
+def _default_vividness(colorizer):
+    """The model's default vividness in percent, or "" when it has no such control."""
+    value = colorizer.bundle.meta.get("vividness")
+    return "" if value is None else str(round(100 * float(value)))
+
+
+def create_app(colorizer, max_bytes=DEFAULT_MAX_BYTES, max_pixels=DEFAULT_MAX_PIXELS,
+               **options):
+    """The app around a loaded koala.colorize.Colorizer; `options` go to every colorize call
+    (per-request REQUEST_OPTIONS override them)."""
+    app = FastAPI(title="Koala", docs_url=None, redoc_url=None, openapi_url=None)
+    page = (_static("index.html").replace("{{max_bytes}}", str(max_bytes))
+            .replace("{{max_megapixels}}", f"{max_pixels / 1e6:g}")
+            .replace("{{vividness}}", _default_vividness(colorizer)))
+    turns = threading.Semaphore(os.cpu_count() or 1)
+
+    def colorize_png(data, name, request_options):
+        with turns:  # bounds memory: one full-resolution photo per CPU at a time
+            try:
+                image = image_io.decode(data, name, max_pixels)
+            except image_io.UnreadableImage as error:
+                status = 413 if isinstance(error, image_io.ImageTooLarge) else 422
+                raise UploadRefused(status, str(error)) from None
+            del data
+            try:
+                colorized = colorizer.colorize_many([image], **{**options, **request_options})[0]
+            except ValueError as error:
+                raise UploadRefused(422, f"{name}: {error}") from None
+            return png.encode(colorized), colorized.shape
+
+    @app.middleware("http")
+    async def security_headers(request, call_next):
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    @app.exception_handler(UploadRefused)
+    async def refused(request, error):
+        return JSONResponse({"error": str(error)}, status_code=error.status)
+
+    @app.get("/", response_class=HTMLResponse)
+    def index():
+        return HTMLResponse(page)
+
+    @app.get("/static/{name}")
+    def static(name: str):
+        if name not in STATIC_TYPES:
+            raise HTTPException(404)
+        return Response(_static(name), media_type=STATIC_TYPES[name])
+
+    @app.post("/api/colorize")
+    async def colorize_upload(request: Request):
+        name = _upload_name(request)
+        request_options = _options(request.query_params)
+        data = await _bounded_body(request, name, max_bytes)
+        if not data:
+            raise UploadRefused(422, f"{name}: empty upload")
+        encoded, shape = await run_in_threadpool(colorize_png, data, name, request_options)
+        return Response(encoded, media_type="image/png",
+                        headers={"X-Image-Width": str(shape[1]), "X-Image-Height": str(shape[0])})
+
+    return app
