@@ -62,7 +62,8 @@ report: $(STAMP)
 DEFAULT_ARGS ?=
 default-model: $(STAMP)
 	$(BIN)/koala train --experiment default --workdir runs/default $(DEFAULT_ARGS)
-	$(BIN)/python data_prep/select_default_model.py --workdir runs/default --data $(SHARED)/data --ship
+	$(BIN)/python data_prep/select_default_model.py --workdir runs/default --data $(SHARED)/data --ship \
+		$(if $(findstring init=default,$(DEFAULT_ARGS)),--append_log)
 
 app: $(STAMP)
 	$(BIN)/koala app --model default

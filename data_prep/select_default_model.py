@@ -38,6 +38,7 @@ PRIOR_PHOTOS = 2000
 COLORFULNESS_RANGE = (0.9, 1.15)
 TARGETS = {"psnr": 1.4, "auc": 2.2}  # gains over gray asked of the default (issue 15)
 STRIDE = 32
+LOG_EVERY = 50  # training-loss lines kept in the shipped log (validation lines: all)
 
 
 def load_trained(workdir):
@@ -206,6 +207,8 @@ def main():
     parser.add_argument("--limit", type=int, default=400, help="validation photos used")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="working sizes")
     parser.add_argument("--ship", action="store_true", help="write koala/weights/default")
+    parser.add_argument("--append_log", action="store_true",
+                        help="the run continued the shipped model: keep its training log")
     args = parser.parse_args()
     workdir = pathlib.Path(args.workdir)
     model, source = load_trained(workdir)
@@ -233,11 +236,44 @@ def main():
     print(json.dumps({k: report[k] for k in ("photos", "gray", "accurate", "vivid",
                                               "default_vividness")}, default=float))
     if args.ship:
-        ship(model, workdir, report, bias)
+        ship(model, workdir, report, bias, args.append_log)
 
 
-def ship(model, workdir, report, bias):
+def training_log(workdir, previous):
+    """The shipped model's training history: the earlier runs' lines (when this run
+    continued them), then this run's, each tagged with its run number."""
+    lines = []
+    if previous is not None and previous.is_file():
+        lines = [json.loads(line) for line in previous.read_text().splitlines() if line.strip()]
+    run = max((line.get("run", 1) for line in lines), default=0) + 1
+    if (workdir / "metrics.jsonl").is_file():
+        for text in (workdir / "metrics.jsonl").read_text().splitlines():
+            line = dict(json.loads(text), run=run) if text else None
+            if line and (line.get("split") != "train" or line["step"] % LOG_EVERY == 0):
+                lines.append(line)
+    for line in lines:
+        line.setdefault("run", 1)
+    return lines
+
+
+def run_summaries(lines):
+    """Per run: its steps and, where the log has timestamps, its wall-clock hours."""
+    runs = {}
+    for line in lines:
+        runs.setdefault(line["run"], []).append(line)
+    summaries = []
+    for run, rows in sorted(runs.items()):
+        times = [row["time"] for row in rows if "time" in row]
+        hours = round((max(times) - min(times)) / 3600, 2) if times else None
+        summaries.append({"run": run, "steps": max(row["step"] for row in rows), "hours": hours})
+    return summaries
+
+
+def ship(model, workdir, report, bias, append_log=False):
     """Writes the blended bundle, its selection and training log into koala/weights/default."""
+    target = bundle_lib.DEFAULT_DIR
+    previous = target / "training_log.jsonl"
+    log = training_log(workdir, previous if append_log else None)
     blends = [effnet_unet.Blend(report[k]["weight"], report[k]["temperature"],
                                 report[k]["alpha"] * bias) for k in ("accurate", "vivid")]
     blended = effnet_unet.inference_model(model, *blends, vividness=report["default_vividness"])
@@ -247,12 +283,11 @@ def ship(model, workdir, report, bias):
             "decoding": {k: {n: report[k][n] for n in ("weight", "temperature", "alpha")}
                          for k in ("accurate", "vivid")},
             "selection": {k: report[k] for k in ("gray", "accurate", "vivid", "curve",
-                                                 "imagenet_256")}}
-    target = bundle_lib.DEFAULT_DIR
+                                                 "imagenet_256")},
+            "training_runs": run_summaries(log)}
     bundle_lib.save(target, blended, meta)
     (target / "selection.json").write_text(json.dumps(report, indent=1, default=float))
-    if (workdir / "metrics.jsonl").is_file():
-        (target / "training_log.jsonl").write_text((workdir / "metrics.jsonl").read_text())
+    previous.write_text("".join(json.dumps(line) + "\n" for line in log))
     (REPO / "docs" / "vividness.png").write_bytes((workdir / "vividness.png").read_bytes())
     print(f"shipped to {target}")
 

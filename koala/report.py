@@ -24,7 +24,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from koala import color, metrics
+from koala import color, metrics, photo
+from koala import image_io
 from koala.image_io import IMAGE_SUFFIXES
 from koala import report_format as fmt
 from koala import train as train_lib
@@ -464,7 +465,6 @@ def section_001(context, classify):
 
 def reference_photos(context):
     """[(folder, [RGB photos])] from photos/val: the first photos of the first folders."""
-    from koala import colorize as colorize_lib  # noqa: PLC0415
 
     budget = context.budget
     root = context.data / "photos" / "val"
@@ -472,7 +472,7 @@ def reference_photos(context):
     chosen = []
     for folder in folders[:budget.reference_folders]:
         paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        photos = [colorize_lib.read_image(p)[..., :3] for p in paths[:budget.reference_per_folder]]
+        photos = [image_io.read_image(p)[..., :3] for p in paths[:budget.reference_per_folder]]
         if len(photos) > 1:
             chosen.append((folder.name, photos))
     return chosen
@@ -509,8 +509,8 @@ def section_003(context):
                 if count < GRID_ROWS:
                     grid[method].append(rgb)
             if count < GRID_ROWS:
-                lightness = colorize_lib.lightness(truth)
-                grid["gray"].append(colorize_lib.recombine(lightness, np.zeros((1, 1, 2))))
+                lightness = photo.lightness(truth)
+                grid["gray"].append(photo.recombine(lightness, np.zeros((1, 1, 2))))
                 grid["truth"].append(truth)
             count += 1
     path, link = context.figure("003_reference_grid.png")

@@ -177,8 +177,12 @@ def preprocessor(name, input_size=None):
 
     def preprocess(l_scaled):
         rgb255 = keras.ops.repeat(gray_srgb(l_scaled) * 255.0, 3, axis=-1)
-        if height is not None and tuple(rgb255.shape[1:3]) != (height, width):
-            rgb255 = keras.ops.image.resize(rgb255, (height, width), antialias=True)
+        source = tuple(rgb255.shape[1:3])
+        if height is not None and source != (height, width):
+            # Antialiasing only matters when shrinking; upscaling without it is the same
+            # bilinear resize (within 0.01/255) and, unlike ScaleAndTranslate, TFLite has it.
+            shrinks = None in source or source[0] > height or source[1] > width
+            rgb255 = keras.ops.image.resize(rgb255, (height, width), antialias=shrinks)
         return rgb255 * spec.scale + spec.offset
 
     return preprocess
