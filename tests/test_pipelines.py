@@ -1,5 +1,6 @@
 """Every experiment end to end, as its users run it: records built from real photos ->
-train -> bundle -> colorize a real photo at its full size -> export -> `saved_model_cli run`.
+train -> bundle -> colorize a real photo at its full size -> export (SavedModel via
+`saved_model_cli run`, and TFLite run by LiteRT).
 
 The cheap experiments run by default at `:tiny`; the paper backbones (Inception-ResNet-v2
 from a weights file saved from a random init, EfficientNet-B7) under `-m slow`. Records are
@@ -94,6 +95,13 @@ def run_end_to_end(config, workroot, tmp_path, shared_data, monkeypatch):
     assert served.shape == original.shape
     # the served graph and the in-process colorize agree (the same bundle, the same photo)
     assert np.abs(served.astype(int) - colorized.astype(int)).mean() < 2.0
+
+    figures = export.add_tflite_to_bundle(loaded, parity_photos=[photo])  # koala export --tflite
+    assert figures["parity_vs_keras"]["max_level_diff"] <= 2
+    lite = colorize.Colorizer(loaded.path)
+    assert lite.runtime.engine == "LiteRT"
+    assert np.abs(colorize.colorize(original, model=lite).astype(int)
+                  - colorized.astype(int)).max() <= 2
     return loaded
 
 

@@ -179,9 +179,12 @@ def preprocessor(name, input_size=None):
         rgb255 = keras.ops.repeat(gray_srgb(l_scaled) * 255.0, 3, axis=-1)
         source = tuple(rgb255.shape[1:3])
         if height is not None and source != (height, width):
-            # Antialiasing only matters when shrinking; upscaling without it is the same
-            # bilinear resize (within 0.01/255) and, unlike ScaleAndTranslate, TFLite has it.
-            shrinks = None in source or source[0] > height or source[1] > width
+            # Antialiasing only matters when shrinking (upscaling without it is the same
+            # bilinear resize within 0.01/255) and TFLite has no ScaleAndTranslate; so it is
+            # used only where the shapes show a shrink. Flexible-size graphs (unknown shape)
+            # resize plainly: models work at or below the backbone's input size, except on
+            # panoramas, where the global embedding sees a slightly aliased squeeze.
+            shrinks = None not in source and (source[0] > height or source[1] > width)
             rgb255 = keras.ops.image.resize(rgb255, (height, width), antialias=shrinks)
         return rgb255 * spec.scale + spec.offset
 
