@@ -8,10 +8,12 @@ regression head; T, the annealed-mean temperature; alpha, the strength of the pr
 correction (bin logits + alpha * log of Zhang's rebalancing weights, lambda 0.5, prior from
 the training photos), which makes an unweighted classifier vivid without retraining.
 
-Two endpoints span the vividness control (koala.vividness): "accurate" (V = 0) is the blend
-with the best progress towards the PSNR and AuC targets; "vivid" (V = 1) the best-scoring
-blend at least 1.15x as colourful as the truth. The default V is the best-scoring mix whose
-colourfulness is 0.9-1.15x the truth's. The benchmark photos are never read here.
+Three blends of the grid anchor the vividness control (koala.vividness), all at one working
+size: "accurate" (V = 0), the best progress towards the PSNR and AuC targets; "vivid"
+(V = 1), the best-scoring blend at least 1.15x as colourful as the truth; "default", the blend
+nearest to meeting all three targets at once (PSNR and AuC gains, colourfulness 0.9-1.15x the
+truth's: the largest smallest share, see target_shares), placed on the control by its
+colourfulness between the two ends. The benchmark photos are never read here.
 """
 
 import argparse
@@ -25,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from koala import bundle as bundle_lib
-from koala import color, colorize, demo, image_io, metrics
+from koala import color, colorize, demo, image_io, metrics, vividness
 from koala.models import effnet_unet
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -38,6 +40,7 @@ PRIOR_PHOTOS = 2000
 COLORFULNESS_RANGE = (0.9, 1.15)
 TARGETS = {"psnr": 1.4, "auc": 2.2}  # gains over gray asked of the default (issue 15)
 STRIDE = 32
+ROLES = ("accurate", "default", "vivid")  # the anchors of koala.vividness, V = 0, V*, 1
 LOG_EVERY = 50  # training-loss lines kept in the shipped log (validation lines: all)
 
 
@@ -129,40 +132,56 @@ def grid(model, photos, bias, sizes):
     return {key: summarise(value) for key, value in rows.items()}
 
 
-def endpoints(table, gray):
-    """(accurate key, vivid key) of the grid, as the module docstring defines them."""
+def anchors(table, gray):
+    """(accurate, default, vivid) keys of the grid, as the module docstring defines them."""
     accurate = max(table, key=lambda k: score(table[k], gray))
-    size = accurate[0]
-    same_size = [k for k in table if k[0] == size]
+    same_size = [k for k in table if k[0] == accurate[0]]
     vivid = [k for k in same_size if table[k]["colorfulness_ratio"] >= COLORFULNESS_RANGE[1]]
-    if vivid:
-        return accurate, max(vivid, key=lambda k: score(table[k], gray))
-    return accurate, max(same_size, key=lambda k: table[k]["colorfulness_ratio"])
+    vivid = (max(vivid, key=lambda k: score(table[k], gray)) if vivid else
+             max(same_size, key=lambda k: table[k]["colorfulness_ratio"]))
+    default = max(same_size, key=lambda k: (min(target_shares(table[k], gray)),
+                                            score(table[k], gray)))
+    return accurate, default, vivid
 
 
-def mix_rows(model, photos, bias, accurate, vivid):
-    """{vividness: [measure rows per photo]} of the linear mix of the two endpoints."""
+def target_shares(point, gray):
+    """How far a point is towards each target, as a share capped at 1: the PSNR and AuC
+    gains over gray, and colourfulness inside COLORFULNESS_RANGE."""
+    low, high = COLORFULNESS_RANGE
+    ratio = point["colorfulness_ratio"]
+    shares = [min(1.0, (point[k] - gray[k]) / gain) for k, gain in TARGETS.items()]
+    return shares + [min(1.0, ratio / low, high / max(ratio, 1e-9))]
+
+
+def default_vividness(table, keys):
+    """Where the default sits on the control: its colourfulness between the two ends."""
+    accurate, default, vivid = (table[k]["colorfulness_ratio"] for k in keys)
+    return float(np.clip(round((default - accurate) / max(vivid - accurate, 1e-9), 2), 0, 1))
+
+
+def mix_rows(model, photos, bias, keys, default_v):
+    """{vividness: [measure rows per photo]} along the control (koala.vividness.mix)."""
     rows = {v: [] for v in VIVIDNESS}
     for rgb in photos:
-        heads = PhotoHeads(model, rgb, accurate[0])
-        ab0, ab1 = (heads.decode(*key[1:], bias) for key in (accurate, vivid))
+        heads = PhotoHeads(model, rgb, keys[0][0])
+        accurate, default, vivid = (heads.decode(*key[1:], bias) for key in keys)
         for v in VIVIDNESS:
-            rows[v].append(heads.measure(ab0 + v * (ab1 - ab0)))
+            rows[v].append(heads.measure(vividness.mix(accurate, default, vivid, v, default_v)))
     return rows
 
 
-def vividness_curve(model, photos, bias, accurate, vivid):
-    """[{vividness, psnr, auc, colorfulness_ratio}] of the mixes, on the photos."""
-    rows = mix_rows(model, photos, bias, accurate, vivid)
+def vividness_curve(model, photos, bias, keys, default_v):
+    """[{vividness, psnr, auc, colorfulness_ratio}] along the control, on the photos."""
+    rows = mix_rows(model, photos, bias, keys, default_v)
     return [{"vividness": float(v), **summarise(r)} for v, r in rows.items()]
 
 
-def imagenet_protocol(model, photos, bias, accurate, vivid):
+def imagenet_protocol(model, photos, bias, keys, default_v):
     """The anchors' ImageNet protocol (photos resized to 256x256, PSNR in RGB, dCF =
     |mean CF(pred) - mean CF(truth)|) per vividness, on validation photos."""
     square = [cv2.resize(rgb, (256, 256), interpolation=cv2.INTER_AREA) for rgb in photos]
     gray = summarise([gray_row(rgb) for rgb in square])
-    rows = mix_rows(model, square, bias, accurate, vivid)
+    rows = mix_rows(model, square, bias, keys, default_v)
     curve = []
     for v, r in rows.items():
         r = np.array(r)
@@ -170,14 +189,6 @@ def imagenet_protocol(model, photos, bias, accurate, vivid):
                       "cf": r[:, 2].mean(), "cf_truth": r[:, 3].mean(),
                       "dcf": abs(r[:, 2].mean() - r[:, 3].mean())})
     return {"photos": len(square), "gray_psnr": gray["psnr"], "curve": curve}
-
-
-def default_vividness(curve, gray):
-    low, high = COLORFULNESS_RANGE
-    inside = [p for p in curve if low <= p["colorfulness_ratio"] <= high]
-    if inside:
-        return max(inside, key=lambda p: score(p, gray))["vividness"]
-    return min(curve, key=lambda p: abs(p["colorfulness_ratio"] - low))["vividness"]
 
 
 def plot(curve, gray, path):
@@ -219,22 +230,23 @@ def main():
     bias = training_prior_bias(args.data)
     gray = summarise([gray_row(rgb) for rgb in photos])
     table = grid(model, photos, bias, [int(s) for s in args.sizes.split(",")])
-    accurate, vivid = endpoints(table, gray)
-    curve = vividness_curve(model, photos, bias, accurate, vivid)
-    chosen = default_vividness(curve, gray)
+    keys = anchors(table, gray)
+    chosen = default_vividness(table, keys)
+    curve = vividness_curve(model, photos, bias, keys, chosen)
     imagenette = [rgb for rgb, path in zip(photos, used) if "imagenette" in str(path)]
-    protocol = imagenet_protocol(model, imagenette, bias, accurate, vivid)
+    protocol = imagenet_protocol(model, imagenette, bias, keys, chosen)
     names = ("size", "weight", "temperature", "alpha")
     report = {"source": source, "photos": len(photos), "seconds": time.time() - start,
-              "gray": gray, "accurate": dict(zip(names, accurate), **table[accurate]),
-              "vivid": dict(zip(names, vivid), **table[vivid]), "default_vividness": chosen,
-              "curve": curve, "imagenet_256": protocol,
+              "gray": gray, "default_vividness": chosen, "curve": curve,
+              "imagenet_256": protocol,
+              **{role: dict(zip(names, key), **table[key])
+                 for role, key in zip(ROLES, keys)},
               "candidates": sorted(({**dict(zip(names, k)), **v, "score": score(v, gray)}
                                     for k, v in table.items()), key=lambda r: -r["score"])}
     (workdir / "selection.json").write_text(json.dumps(report, indent=1, default=float))
     plot(curve, gray, workdir / "vividness.png")
-    print(json.dumps({k: report[k] for k in ("photos", "gray", "accurate", "vivid",
-                                              "default_vividness")}, default=float))
+    print(json.dumps({k: report[k] for k in ("photos", "gray", *ROLES, "default_vividness")},
+                     default=float))
     if args.ship:
         ship(model, workdir, report, bias, args.append_log)
 
@@ -274,16 +286,16 @@ def ship(model, workdir, report, bias, append_log=False):
     target = bundle_lib.DEFAULT_DIR
     previous = target / "training_log.jsonl"
     log = training_log(workdir, previous if append_log else None)
-    blends = [effnet_unet.Blend(report[k]["weight"], report[k]["temperature"],
-                                report[k]["alpha"] * bias) for k in ("accurate", "vivid")]
-    blended = effnet_unet.inference_model(model, *blends, vividness=report["default_vividness"])
+    accurate, default, vivid = (
+        effnet_unet.Blend(report[k]["weight"], report[k]["temperature"], report[k]["alpha"] * bias)
+        for k in ROLES)
+    blended = effnet_unet.inference_model(model, accurate, vivid, default)
     meta = {"model": "effnet_unet", "name": "default", "size": report["accurate"]["size"],
             "stride": STRIDE, "fit": "aspect", "output": "regression",
             "vividness": report["default_vividness"],
             "decoding": {k: {n: report[k][n] for n in ("weight", "temperature", "alpha")}
-                         for k in ("accurate", "vivid")},
-            "selection": {k: report[k] for k in ("gray", "accurate", "vivid", "curve",
-                                                 "imagenet_256")},
+                         for k in ROLES},
+            "selection": {k: report[k] for k in ("gray", *ROLES, "curve", "imagenet_256")},
             "training_runs": run_summaries(log)}
     bundle_lib.save(target, blended, meta)
     (target / "selection.json").write_text(json.dumps(report, indent=1, default=float))

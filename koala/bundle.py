@@ -108,7 +108,7 @@ class Bundle:
         YUV models also need the `lightness` [N, height, width, 1] (Lab units) they saw.
         `vividness` (0..1, None: the model's default) applies to models with that control.
         """
-        output = vividness_lib.select(output, vividness)
+        output = vividness_lib.select(output, vividness, self.meta.get("vividness"))
         kind = self.meta["output"]
         if kind == "classification":
             ab = color.annealed_mean(output, float(self.meta["temperature"]))

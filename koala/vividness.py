@@ -1,11 +1,13 @@
 """The vividness control: one number from 0 (most accurate) to 1 (most vivid).
 
-Models that offer it (the default model) output two ab maps besides "ab": "ab_accurate", the
-head blend that scored best on validation PSNR and AuC, and "ab_vivid", a strongly
-prior-corrected bin decoding (rare, saturated colours boosted). Vividness V mixes them
-linearly, ab = ab_accurate + V * (ab_vivid - ab_accurate); "ab" is that mix at the default V
-chosen on validation photos. Costs nothing at training time and works on NumPy arrays and
-TensorFlow tensors alike, so the LiteRT path needs no TensorFlow.
+Models that offer it (the default model) output three ab maps, three decodings of the same
+two heads chosen on validation photos: "ab_accurate" (V = 0, best PSNR and AuC), "ab" (the
+default V, the point nearest to all targets at once) and "ab_vivid" (V = 1, strongly
+prior-corrected: rare, saturated colours boosted). V moves piecewise linearly accurate ->
+default -> vivid, so the default V gives exactly the validated "ab", not a mix of the ends
+(a mix of the ends lost ~0.2 dB at the same colourfulness on validation). The default V lives
+in the bundle's meta ("vividness"). Costs nothing at training time and works on NumPy arrays
+and TensorFlow tensors alike, so the LiteRT path needs no TensorFlow.
 """
 
 ACCURATE, VIVID = "ab_accurate", "ab_vivid"
@@ -25,10 +27,23 @@ def has_control(outputs):
     return isinstance(outputs, dict) and ACCURATE in outputs and VIVID in outputs
 
 
-def select(outputs, vividness=None):
+def _positive(x):
+    return (x + abs(x)) / 2  # max(x, 0) for floats, arrays and tensors alike
+
+
+def mix(accurate, default, vivid, vividness, default_vividness):
+    """accurate (V 0) -> default (V default_vividness) -> vivid (V 1), piecewise linear."""
+    d = float(default_vividness)
+    to_default = 1 - _positive(1 - vividness / d) if d > 0 else 1.0
+    to_vivid = _positive((vividness - d) / (1 - d)) if d < 1 else 0.0
+    return accurate + to_default * (default - accurate) + to_vivid * (vivid - default)
+
+
+def select(outputs, vividness=None, default_vividness=None):
     """The ab output of a model's `outputs` (a dict or one array) at `vividness`.
 
-    A model without the control ignores vividness (its one output is returned).
+    A model without the control ignores vividness (its one output is returned); one with it
+    needs its `default_vividness` (the bundle meta's "vividness").
     """
     if vividness is None or isinstance(vividness, (int, float)):
         vividness = check(vividness)  # a tensor (a graph input) is checked by its graph
@@ -36,4 +51,7 @@ def select(outputs, vividness=None):
         return outputs
     if vividness is None or not has_control(outputs):
         return outputs["ab"] if "ab" in outputs else next(iter(outputs.values()))
-    return outputs[ACCURATE] + vividness * (outputs[VIVID] - outputs[ACCURATE])
+    if default_vividness is None:
+        raise ValueError("a model with the vividness control needs its default vividness "
+                         "(meta 'vividness')")
+    return mix(outputs[ACCURATE], outputs["ab"], outputs[VIVID], vividness, default_vividness)

@@ -55,22 +55,37 @@ def test_blended_bundle_round_trips(tmp_path, two_head_model):
                                model({"L": lightness})["ab"].numpy(), atol=1e-6)
 
 
-def test_vividness_mixes_the_accurate_and_vivid_decodings(tmp_path, two_head_model):
+def test_vividness_runs_accurate_to_default_to_vivid(tmp_path, two_head_model):
     bias = np.linspace(-2, 2, len(color.ab_bins())).astype(np.float32)
-    accurate, vivid = effnet_unet.Blend(0.5, 0.38), effnet_unet.Blend(0.0, 0.38, bias)
-    model = effnet_unet.inference_model(two_head_model, accurate, vivid, vividness=0.3)
-    bundle.save(tmp_path, model, {"model": "effnet_unet", "size": SIZE, "output": "regression"})
+    blends = {"accurate": effnet_unet.Blend(0.5, 0.38), "default": effnet_unet.Blend(0.2, 0.6),
+              "vivid": effnet_unet.Blend(0.0, 0.38, bias)}
+    model = effnet_unet.inference_model(two_head_model, blends["accurate"], blends["vivid"],
+                                        blends["default"])
+    bundle.save(tmp_path, model, {"model": "effnet_unet", "size": SIZE, "output": "regression",
+                                  "vividness": 0.3})
     outputs = {k: v.numpy() for k, v in bundle.load(tmp_path).model({"L": _lightness(3)}).items()}
     alone = {name: effnet_unet.inference_model(two_head_model, blend)({"L": _lightness(3)})["ab"]
-             for name, blend in (("accurate", accurate), ("vivid", vivid))}
+             for name, blend in blends.items()}
     np.testing.assert_allclose(outputs[vividness.ACCURATE], alone["accurate"], atol=1e-6)
+    np.testing.assert_allclose(outputs["ab"], alone["default"], atol=1e-6)
     np.testing.assert_allclose(outputs[vividness.VIVID], alone["vivid"], atol=1e-6)
     assert np.abs(outputs[vividness.VIVID] - outputs[vividness.ACCURATE]).max() > 0.01
+
+    def at(v):
+        return vividness.select(outputs, v, 0.3)
+
     np.testing.assert_allclose(vividness.select(outputs), outputs["ab"])
-    np.testing.assert_allclose(vividness.select(outputs, 0.3), outputs["ab"], atol=1e-6)
-    np.testing.assert_allclose(vividness.select(outputs, 1.0), outputs[vividness.VIVID], atol=1e-6)
+    np.testing.assert_allclose(at(0.0), outputs[vividness.ACCURATE], atol=1e-6)
+    np.testing.assert_allclose(at(0.3), outputs["ab"], atol=1e-6)  # exactly the default blend
+    np.testing.assert_allclose(at(1.0), outputs[vividness.VIVID], atol=1e-6)
+    np.testing.assert_allclose(at(0.15), (outputs[vividness.ACCURATE] + outputs["ab"]) / 2,
+                               atol=1e-6)
+    np.testing.assert_allclose(at(0.65), (outputs["ab"] + outputs[vividness.VIVID]) / 2,
+                               atol=1e-6)
     with pytest.raises(ValueError, match="between 0 and 1"):
-        vividness.select(outputs, 1.5)
+        at(1.5)
+    with pytest.raises(ValueError, match="default vividness"):
+        vividness.select(outputs, 0.5)
 
 
 def _shipped():
@@ -103,7 +118,8 @@ def test_exported_vividness_signature(tmp_path, two_head_model):
 
     bias = np.linspace(-3, 3, len(color.ab_bins())).astype(np.float32)
     model = effnet_unet.inference_model(two_head_model, effnet_unet.Blend(1.0, 0.38),
-                                        effnet_unet.Blend(0.0, 0.38, bias), vividness=0.4)
+                                        effnet_unet.Blend(0.0, 0.38, bias),
+                                        effnet_unet.Blend(0.5, 0.5, bias / 2))
     bundle.save(tmp_path / "bundle", model, {"model": "effnet_unet", "size": SIZE,
                                              "output": "regression", "vividness": 0.4})
     export.write_saved_model(bundle.load(tmp_path / "bundle"), tmp_path / "saved")
@@ -117,6 +133,7 @@ def test_exported_vividness_signature(tmp_path, two_head_model):
 
     default = rgb("serving_default")
     np.testing.assert_array_equal(rgb("colorize_vividness", vividness=tf.constant(0.4)), default)
-    assert np.abs(rgb("colorize_vividness", vividness=tf.constant(1.0)) - default).mean() > 1
+    for end in (0.0, 1.0):
+        assert np.abs(rgb("colorize_vividness", vividness=tf.constant(end)) - default).mean() > 1
     with pytest.raises(tf.errors.InvalidArgumentError, match="vividness"):
         rgb("colorize_vividness", vividness=tf.constant(1.5))

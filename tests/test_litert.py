@@ -113,7 +113,7 @@ def vivid_tiny_bundle(directory):
         keras.layers.Subtract()([vivid, accurate]))])
     model = keras.Model({"L": lightness}, {"ab": mixed, vividness.ACCURATE: accurate,
                                            vividness.VIVID: vivid})
-    return bundle.save(directory, model, {"model": "tiny_vivid", "size": 64,
+    return bundle.save(directory, model, {"model": "tiny_vivid", "size": 64, "vividness": 0.3,
                                           "output": "regression", "stride": 1})
 
 

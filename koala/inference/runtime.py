@@ -115,8 +115,8 @@ class LiteRTRuntime:
 
     engine = "LiteRT"
 
-    def __init__(self, model, threads=None):
-        """model: a .tflite path, or its bytes."""
+    def __init__(self, model, threads=None, default_vividness=None):
+        """model: a .tflite path, or its bytes; default_vividness: its bundle's meta."""
         from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 (optional path)
 
         source = ({"model_content": bytes(model)} if isinstance(model, (bytes, bytearray))
@@ -128,6 +128,7 @@ class LiteRTRuntime:
         self.fixed_shape = None if -1 in signature else signature
         self._shape = None
         self._lock = threading.Lock()
+        self.default_vividness = default_vividness
 
     def ab(self, lightness, vividness=None):
         """L [N, h, w, 1] (Lab units) -> ab [N, h, w, 2] (Lab units) at `vividness`
@@ -149,7 +150,8 @@ class LiteRTRuntime:
             return out
         ab, accurate, vivid = out[..., :2], out[..., 2:4], out[..., 4:]  # koala.export's order
         return vividness_lib.select(
-            {"ab": ab, vividness_lib.ACCURATE: accurate, vividness_lib.VIVID: vivid}, vividness)
+            {"ab": ab, vividness_lib.ACCURATE: accurate, vividness_lib.VIVID: vivid}, vividness,
+            self.default_vividness)
 
 
 class KerasRuntime:
@@ -181,7 +183,8 @@ class KerasRuntime:
         self._calls_per_shape[lightness.shape] += 1
         forward = self._graph if self._calls_per_shape[lightness.shape] > 1 else self._call_model
         lightness = tf.convert_to_tensor(lightness, tf.float32)
-        output = vividness_lib.select(forward(self.bundle.model_input(lightness)), vividness)
+        output = vividness_lib.select(forward(self.bundle.model_input(lightness)), vividness,
+                                      self.bundle.meta.get("vividness"))
         return self.bundle.ab_from_output(output, *lightness.shape[1:3], lightness).numpy()
 
 
@@ -214,7 +217,7 @@ def load(model="default", engine="auto"):
             logging.warning("could not cache the LiteRT copy of %s: %s", path, error)
     if tflite is not None:
         logging.info("model %s: LiteRT (%s)", info.name, tflite)
-        return LiteRTRuntime(tflite), info
+        return LiteRTRuntime(tflite, default_vividness=info.meta.get("vividness")), info
     if engine == "auto":
         logging.info("model %s: Keras/TensorFlow (%s has no %s converted from its %s; "
                      "`koala export --tflite --model %s` adds one)", info.name, path,

@@ -112,29 +112,14 @@ class BlendedAB(layers.Layer):
                 "temperature": self.temperature, "bin_bias": self.bin_bias}
 
 
-@keras.saving.register_keras_serializable(package="koala")
-class VividnessMix(layers.Layer):
-    """accurate + v * (vivid - accurate): the "ab" output at the default vividness v."""
-
-    def __init__(self, vividness=0.5, **kwargs):
-        super().__init__(**kwargs)
-        self.vividness = float(vividness)
-
-    def call(self, accurate, vivid):
-        return accurate + self.vividness * (vivid - accurate)
-
-    def get_config(self):
-        return {**super().get_config(), "vividness": self.vividness}
-
-
 Blend = collections.namedtuple("Blend", "weight temperature bin_bias", defaults=(None,))
 
 
-def inference_model(model, accurate, vivid=None, vividness=0.0):
+def inference_model(model, accurate, vivid=None, default=None):
     """{"L"} -> {"ab"} (scaled) from the two heads of a trained `model`, blended as `accurate`.
 
-    With a `vivid` Blend too, the model also outputs koala.vividness' "ab_accurate" and
-    "ab_vivid", and "ab" is their mix at the default `vividness`.
+    With `vivid` and `default` Blends too, "ab" is the `default` decoding and the model also
+    outputs koala.vividness' "ab_accurate" and "ab_vivid" (the ends of the control).
     """
     inputs = {"L": keras.Input((None, None, 1), name="L")}
     heads = model(inputs)
@@ -145,7 +130,7 @@ def inference_model(model, accurate, vivid=None, vividness=0.0):
 
     if vivid is None:
         return keras.Model(inputs, {"ab": decode(accurate, "ab_blend")}, name="effnet_unet_blend")
-    ab_accurate, ab_vivid = decode(accurate, "ab_accurate"), decode(vivid, "ab_vivid")
-    ab = VividnessMix(vividness, name="ab_mix", dtype="float32")(ab_accurate, ab_vivid)
-    return keras.Model(inputs, {"ab": ab, vividness_lib.ACCURATE: ab_accurate,
-                                vividness_lib.VIVID: ab_vivid}, name="effnet_unet_blend")
+    return keras.Model(inputs, {"ab": decode(default or accurate, "ab_default"),
+                                vividness_lib.ACCURATE: decode(accurate, "ab_accurate"),
+                                vividness_lib.VIVID: decode(vivid, "ab_vivid")},
+                       name="effnet_unet_blend")
