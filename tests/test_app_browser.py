@@ -10,7 +10,6 @@ import http.client
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -19,6 +18,7 @@ import urllib.request
 import cv2
 import numpy as np
 import pytest
+import servers
 from test_study_browser import CHROMEDRIVER, FLAGS, chromium  # noqa: F401 (fixture)
 
 from koala import colorize, image_io
@@ -43,21 +43,11 @@ def colorizer(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(colorizer):
-    import uvicorn
-
     from koala.app.server import create_app
 
-    app = create_app(colorizer, max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    server.should_exit = True
-    thread.join(10)
+    with servers.running(create_app(colorizer, max_bytes=MAX_BYTES,
+                                    max_pixels=MAX_PIXELS)) as url:
+        yield url
 
 
 @pytest.fixture

@@ -8,11 +8,10 @@ import os
 import pathlib
 import shutil
 import subprocess
-import threading
-import time
 
 import cv2
 import pytest
+import servers
 
 from koala.study.app import create_app
 from koala.study.catalog import Catalog
@@ -59,8 +58,6 @@ def browser(chromium, tmp_path):
 @pytest.fixture
 def study(tmp_path, shared_data):
     """The app on 3 benchmark photos and 3 'colorized' (desaturated) ones, in a thread."""
-    import uvicorn
-
     photos = sorted((shared_data / "benchmark" / "kodak24").glob("*.png"))[:6]
     if len(photos) < 6:
         pytest.skip("fewer than 6 Kodak photos in ../shared/data/benchmark/kodak24")
@@ -75,17 +72,8 @@ def study(tmp_path, shared_data):
         cv2.imwrite(str(tmp_path / ("real" if index < 3 else "colorized") / photo.name), small)
     catalog = Catalog.from_folders(tmp_path / "real", tmp_path / "colorized")
     app = create_app(catalog, StudyDB(tmp_path / "study.sqlite"), RESULTS_KEY)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", catalog
-    server.should_exit = True
-    thread.join(10)
+    with servers.running(app) as url:
+        yield url, catalog
 
 
 def answer_every_photo(driver, base, catalog, respond):
