@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from koala import color, metrics
+from koala import color, metrics, photo
 from koala.image_io import IMAGE_SUFFIXES
 from koala import report_format as fmt
 from koala import train as train_lib
@@ -509,8 +509,7 @@ def section_003(context):
                 if count < GRID_ROWS:
                     grid[method].append(rgb)
             if count < GRID_ROWS:
-                lightness = colorize_lib.lightness(truth)
-                grid["gray"].append(colorize_lib.recombine(lightness, np.zeros((1, 1, 2))))
+                grid["gray"].append(photo.gray_version(truth))
                 grid["truth"].append(truth)
             count += 1
     path, link = context.figure("003_reference_grid.png")
