@@ -123,7 +123,7 @@ def test_model_colorizes_gray_versions_once_into_the_cache(tmp_path, monkeypatch
         cv2.imwrite(str(real / f"p{index}.jpg"), np.full((16, 20, 3), bgr, np.uint8))
     seen = []
 
-    def fake_colorize(image_or_path, model):
+    def fake_colorize(image_or_path, model, vividness=None):
         rgb = np.asarray(image_or_path)
         seen.append((model, np.ptp(rgb.astype(int), axis=-1).max()))
         return np.full_like(rgb, 77)
