@@ -2,9 +2,13 @@
 
 Each verb module defines its own absl flags and a `main(argv)`; only the chosen verb is
 imported, so verbs never clash over flag names and `koala --help` stays fast.
+
+Errors: a user error (koala.errors: a bad flag, a missing file, an unreadable image, ...)
+is one line `koala VERB: message` on stderr and exit status 1; a bug keeps its traceback.
 """
 
 import importlib
+import os
 import sys
 
 VERBS = {
@@ -37,10 +41,21 @@ def run(argv=None):
     if verb not in VERBS:
         print(f"koala: unknown verb {verb!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    # TensorFlow's C++ INFO notes (CPU instruction sets, ...) would bury the one-line errors;
+    # its warnings and errors still show, TF_CPP_MIN_LOG_LEVEL=0 brings the notes back (the
+    # oneDNN note at import ignores the setting).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     from absl import app  # imported late: `koala --help` should not pay for it
 
+    from koala import errors
+
     module = importlib.import_module(f"koala.commands.{verb}")
-    app.run(module.main, argv=[f"koala {verb}"] + argv[2:])
+    try:
+        app.run(errors.user_main(module.main), argv=[f"koala {verb}"] + argv[2:],
+                flags_parser=errors.parse_flags)
+    except errors.user_errors() as error:
+        print(f"koala {verb}: {errors.message(error)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -11,6 +11,8 @@ import time
 
 import numpy as np
 
+from koala.photo import gray_version  # also demo.gray_version: data_prep and tests use it
+
 
 def packaged_photos():
     """name -> RGB uint8 of every demo photo that ships inside an installed package."""
@@ -25,13 +27,6 @@ def packaged_photos():
     with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
         photos["grace_hopper"] = np.asarray(matplotlib.image.imread(handle, format="jpg"))
     return photos
-
-
-def gray_version(rgb):
-    """The photo as an old black-and-white print would show it: L only, a = b = 0."""
-    from koala import colorize
-
-    return colorize.recombine(colorize.split(rgb).lightness, np.zeros((1, 1, 2), np.float32))
 
 
 def measure(prediction, truth):

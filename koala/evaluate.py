@@ -15,6 +15,7 @@ reward colours that only those features like. Lite0 is no longer used as a judge
 
 import dataclasses
 import functools
+import glob
 import json
 import pathlib
 import re
@@ -53,7 +54,10 @@ def load_samples(source, limit=0, max_pixels=image_io.DEFAULT_MAX_PIXELS, skippe
     if path.is_dir() and not shards:
         yield from _folder_samples(path, limit, max_pixels, skipped)
         return
-    yield from _record_samples(shards or sorted(pathlib.Path().glob(str(source))), limit)
+    shards = shards or sorted(map(pathlib.Path, glob.glob(str(source))))  # absolute globs too
+    if not shards:
+        raise FileNotFoundError(f"{source}: no such photo folder, TFRecord file or glob")
+    yield from _record_samples(shards, limit)
 
 
 def _folder_samples(folder, limit, max_pixels, skipped):
@@ -78,9 +82,15 @@ def _record_samples(shards, limit):
     from koala.data import schema  # noqa: PLC0415
 
     count = 0
-    for serialized in tf.data.TFRecordDataset([str(s) for s in shards]).as_numpy_iterator():
-        if limit and count >= limit:
+    records = tf.data.TFRecordDataset([str(s) for s in shards]).as_numpy_iterator()
+    while not limit or count < limit:
+        try:
+            serialized = next(records)
+        except StopIteration:
             return
+        except tf.errors.DataLossError as error:  # e.g. a photo or text file given as records
+            raise ValueError(f"{shards[0] if len(shards) == 1 else shards[0].parent}: not "
+                             f"TFRecords ({error.message})") from None
         example = schema.parse_numpy(serialized)
         rgb = np.rint(color.lab_to_rgb_cv2(example["lab"]) * 255).astype(np.uint8)
         yield Sample(example["id"], rgb)

@@ -30,7 +30,10 @@ EPSILON = 0.008856  # (6/29)^3, CIE threshold between the cube root and the line
 KAPPA = 7.787  # slope of the linear part: (29/6)^2 / 3
 DEFAULT_STRIDE = 32  # every Koala model builds at sides divisible by 32
 BAND_PIXELS = 1 << 20  # pixels per row band: float temporaries of ~25 MB at any photo size
-COLOUR_CHROMA = 2.0  # mean chroma above which an input counts as a colour photo (keep_color)
+# Mean Lab chroma from which a photo counts as a colour one: `has_colour` (colorize
+# --keep_color) and the grayscale filter of the records (koala.data.images, --min_chroma).
+# Neutral scans measure under 1, toned or faded prints well over 2.
+COLOUR_CHROMA = 1.5
 _Y_WEIGHTS = RGB_TO_XYZ[1]  # luminance Y of linear sRGB
 
 
@@ -123,7 +126,7 @@ def split(image):
 
 
 def has_colour(rgb):
-    """Whether an RGB image is a colour photo (mean chroma of a thumbnail >= 2 Lab units)."""
+    """Whether an RGB image is a colour photo (mean chroma of a thumbnail >= COLOUR_CHROMA)."""
     height, width = rgb.shape[:2]
     scale = min(1.0, 256 / max(height, width))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -196,6 +199,12 @@ def recombine(full_lightness, ab, dtype=np.uint8, band_pixels=BAND_PIXELS):
             rgb[clipped] = _in_gamut_rgb(lab[clipped])
         out[rows] = _quantize(rgb, dtype)
     return out
+
+
+def gray_version(rgb):
+    """The photo as an old black-and-white print would show it (what a colorizer sees): its
+    own full-resolution L, a = b = 0, as uint8 RGB."""
+    return recombine(split(rgb).lightness, np.zeros((1, 1, 2), np.float32))
 
 
 def _upsample_rows(wide, height, rows):

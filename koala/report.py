@@ -509,8 +509,7 @@ def section_003(context):
                 if count < GRID_ROWS:
                     grid[method].append(rgb)
             if count < GRID_ROWS:
-                lightness = photo.lightness(truth)
-                grid["gray"].append(photo.recombine(lightness, np.zeros((1, 1, 2))))
+                grid["gray"].append(photo.gray_version(truth))
                 grid["truth"].append(truth)
             count += 1
     path, link = context.figure("003_reference_grid.png")

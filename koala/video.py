@@ -19,7 +19,7 @@ import pathlib
 import cv2
 import numpy as np
 
-from koala import image_io, metrics
+from koala import image_io, metrics, photo
 from koala.photo import recombine, split
 
 FOURCC = {".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
@@ -231,14 +231,10 @@ def affine_flow(affine, previous_affine, size):
 
 def gray_frames(truths, noise=2.0, seed=0):
     """The clip as a black-and-white film gives it: the true L, plus grain (8-bit levels)."""
-    from koala import color  # noqa: PLC0415
-
     rng = np.random.default_rng(seed)
     frames = []
     for rgb in truths:
-        lab = color.rgb_to_lab_cv2(rgb)
-        lab[..., 1:] = 0.0
-        gray = color.lab_to_rgb_cv2(lab)[..., 0] * 255.0 + rng.normal(0, noise, rgb.shape[:2])
+        gray = photo.gray_version(rgb)[..., 0] + rng.normal(0, noise, rgb.shape[:2])
         frames.append(np.clip(np.round(gray), 0, 255).astype(np.uint8))
     return frames
 

@@ -131,7 +131,7 @@ def test_cli_reports_bad_file_finishes_others_and_fails(tiny_bundle, tmp_path): 
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "one.png").write_bytes(b"an earlier result")
     command = [sys.executable, "-m", "koala.cli", "colorize", str(inputs), "--output",
-               str(tmp_path / "out"), "--model", str(tiny_bundle), "--batch", "2"]
+               str(tmp_path / "out"), "--model", str(tiny_bundle), "--batch_size", "2"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 1

@@ -120,7 +120,7 @@ def test_colorize_command_table(tmp_path, bomb, tiny_bundle):  # noqa: F811
     before = tree_digest(tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "koala.cli", "colorize", str(tmp_path), f"--output={tmp_path}",
-         f"--model={tiny_bundle}", "--keep_color", "--batch=4"],
+         f"--model={tiny_bundle}", "--keep_color", "--batch_size=4"],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1  # some inputs failed ...
     after = tree_digest(tmp_path)

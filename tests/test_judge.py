@@ -3,12 +3,12 @@ what colour adds (real photos are classified better than their gray versions).""
 
 import json
 
-import cv2
 import numpy as np
 import pytest
 
 from koala import evaluate, image_io
 from koala.models import registry
+from koala.photo import gray_version
 
 PER_CLASS = 10  # validation photos per Imagenette class: 100 in all
 
@@ -22,13 +22,6 @@ def test_judge_is_no_backbone_of_any_model():
                           / "default" / "koala.json").read_text())
     assert registry.entry(default["model"]).describe(default["config"])["backbone"] \
         != evaluate.CLASSIFIER
-
-
-def gray_version(rgb):
-    """The photo with its colour removed: Lab L kept, a = b = 0."""
-    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
-    lab[..., 1:] = 0.0
-    return np.round(np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0, 1) * 255).astype(np.uint8)
 
 
 @pytest.mark.slow  # ~80 s here: Lite2 at 260 px on 200 photos

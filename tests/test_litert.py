@@ -88,7 +88,7 @@ def test_retrained_bundle_runs_keras_until_exported_again(tmp_path, sample_photo
     retrained = bundle.load(path)
     retrained.model.get_layer("ab").bias.assign([-0.3, 0.2])
     bundle.save(path, retrained.model, retrained.meta)  # model.keras changes, .tflite stays
-    with caplog.at_level("INFO", logger="absl"):
+    with caplog.at_level("INFO", logger="absl"):  # whatever verbosity an earlier test left
         assert colorize.Colorizer(path).runtime.engine == "Keras"
     assert "Keras/TensorFlow" in caplog.text and "koala export --tflite" in caplog.text
     export.add_tflite_to_bundle(bundle.load(path), parity_photos=sample_photos(1))
@@ -113,7 +113,7 @@ def vivid_tiny_bundle(directory):
         keras.layers.Subtract()([vivid, accurate]))])
     model = keras.Model({"L": lightness}, {"ab": mixed, vividness.ACCURATE: accurate,
                                            vividness.VIVID: vivid})
-    return bundle.save(directory, model, {"model": "tiny_vivid", "size": 64, "vividness": 0.3,
+    return bundle.save(directory, model, {"model": "tiny_vivid", "size": 64,
                                           "output": "regression", "stride": 1})
 
 

@@ -54,10 +54,8 @@ class UploadRefused(Exception):
 
 
 def is_loopback(host):
-    """Whether binding `host` keeps the app on this machine (a host name counts as not).
-
-    The same rule as `koala study serve`'s, which cannot be imported from here: its
-    module defines absl flags of the same names."""
+    """Whether binding `host` keeps the app on this machine (a host name counts as not);
+    `koala study serve` warns by the same rule."""
     if host == "localhost":
         return True
     try:

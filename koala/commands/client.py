@@ -6,10 +6,10 @@ Writes OUTPUT/<stem>.png per input; inputs are never overwritten.
 """
 
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
 
+from koala.errors import UserError
 from koala.image_io import DEFAULT_MAX_PIXELS
 
 flags.DEFINE_string("url", "http://localhost:8501", "TF Serving's REST address (host:port)")
@@ -28,27 +28,21 @@ FLAGS = flags.FLAGS
 def main(argv):
     images = argv[1:]
     if not images:
-        raise app.UsageError("give one or more image files to colorize")
+        raise UserError("give one or more image files to colorize")
     if not FLAGS.output:
-        raise app.UsageError("--output DIR is required")
+        raise UserError("--output DIR is required")
     missing = [p for p in images if not os.path.lexists(p)]
     if missing:
-        raise app.UsageError(f"no such image file: {', '.join(missing)}")
+        raise UserError(f"no such image file: {', '.join(missing)}")
     from koala import client  # late: `koala client --help` stays fast
 
     failures = []  # a bad file is named and skipped; the others are still sent
-    try:
-        written = client.colorize_files(
-            FLAGS.url, FLAGS.model, images, FLAGS.output, batch_size=FLAGS.batch_size,
-            on_error=lambda path, message: failures.append(message),
-            max_pixels=FLAGS.max_pixels, version=FLAGS.version, signature=FLAGS.signature,
-            timeout=FLAGS.timeout)
-    except client.ClientError as error:
-        print(f"koala client: {error}", file=sys.stderr)
-        sys.exit(1)
+    written = client.colorize_files(  # the server unreachable: ClientError, one line
+        FLAGS.url, FLAGS.model, images, FLAGS.output, batch_size=FLAGS.batch_size,
+        on_error=lambda path, message: failures.append(message),
+        max_pixels=FLAGS.max_pixels, version=FLAGS.version, signature=FLAGS.signature,
+        timeout=FLAGS.timeout)
     for path in written:
         print(path)
     if failures:
-        print("koala client: skipped\n" + "\n".join(f"  {m}" for m in failures),
-              file=sys.stderr)
-        sys.exit(1)
+        raise UserError(f"skipped {len(failures)} of {len(images)}: " + "; ".join(failures))

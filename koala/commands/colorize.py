@@ -8,12 +8,12 @@ Inputs are never overwritten and existing outputs get a "-1", "-2"... suffix (un
 --overwrite). Unreadable files are named and skipped; the exit code is 1 if any failed.
 """
 
-import sys
 import time
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from koala import image_io
+from koala.errors import UserError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output", None, "output directory (created; inputs' folder trees are kept)")
@@ -22,9 +22,7 @@ flags.DEFINE_integer("size", None, "working size of the model (default: the bund
 flags.DEFINE_string("reference", None, "a colour photo of similar content to take colours from")
 flags.DEFINE_enum("format", "png", ["png", "jpg"], "image output format (png keeps alpha, 16 bit)")
 flags.DEFINE_integer("batch_size", 8, "images (or video frames) per model call", lower_bound=1)
-flags.DEFINE_alias("batch", "batch_size")  # the old spelling
 flags.DEFINE_bool("keep_color", False, "leave inputs that are already colour photos as they are")
-flags.DEFINE_alias("keep-color", "keep_color")
 flags.DEFINE_bool("overwrite", False, "replace existing outputs (inputs are never replaced)")
 flags.DEFINE_bool("consistent", True, "videos: smooth colours along optical flow over time")
 flags.DEFINE_integer("max_pixels", image_io.DEFAULT_MAX_PIXELS,
@@ -35,28 +33,27 @@ flags.DEFINE_float("vividness", None, "0 (most accurate) .. 1 (most vivid); defa
 flags.mark_flag_as_required("output")
 
 
-def _fail(message):
-    print(f"koala colorize: {message}", file=sys.stderr)
-    sys.exit(1)
-
-
 def main(argv):
     inputs = argv[1:]
     if not inputs:
-        raise app.UsageError("give at least one INPUT (file, folder, glob or video)")
+        raise UserError("give at least one INPUT (file, folder, glob or video)")
     from tqdm import tqdm  # noqa: PLC0415 (heavy imports only once the flags are valid)
 
     from koala import colorize, video
 
     found, unmatched = colorize.find_inputs(inputs)
+    if not found:  # before the model loads: nothing it could do
+        raise UserError("; ".join(f"{item}: no such file, folder or matching glob"
+                                  for item in unmatched) or
+                        f"no images or videos in {', '.join(inputs)}")
     failures = {item: f"{item}: no such file, folder or matching glob" for item in unmatched}
     pairs = colorize.plan_outputs(found, FLAGS.output, "." + FLAGS.format, FLAGS.overwrite)
-    try:
-        colorizer = colorize.Colorizer(FLAGS.model, FLAGS.size)
+    try:  # the cheap check before the model loads
         reference = (colorize.read_image(FLAGS.reference, FLAGS.max_pixels)
                      if FLAGS.reference else None)
-    except (FileNotFoundError, colorize.UnreadableImage) as error:
-        _fail(error)
+    except colorize.UnreadableImage as error:
+        raise UserError(f"--reference {error}") from None
+    colorizer = colorize.Colorizer(FLAGS.model, FLAGS.size)  # missing: one line (koala.errors)
     options = {"keep_color": FLAGS.keep_color, "reference": reference,
                "vividness": FLAGS.vividness}
     images = [(s, t) for s, t in pairs if s.suffix.lower() not in colorize.VIDEO_SUFFIXES]
@@ -85,5 +82,5 @@ def main(argv):
     logging.info("%d of %d inputs colorized into %s in %.1f s", done,
                  len(pairs) + len(unmatched), FLAGS.output, time.perf_counter() - start)
     if failures:
-        _fail(f"{len(failures)} input(s) failed:\n" + "\n".join(
-            f"  {reason}" for reason in failures.values()))
+        raise UserError(f"{len(failures)} of {len(pairs) + len(unmatched)} inputs failed: "
+                        + "; ".join(failures.values()))

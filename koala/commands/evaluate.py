@@ -5,11 +5,10 @@
       --train_stats ../shared/data/photos/train
 """
 
-import sys
-
 from absl import flags, logging
 
 from koala import image_io
+from koala.errors import UserError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("model", ["default"], "model name or path; repeat to compare")
@@ -33,22 +32,22 @@ flags.mark_flags_as_required(["input", "output"])
 
 
 def main(argv):
-    del argv
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments: {argv[1:]} (photos go in --input)")
     from tqdm import tqdm  # noqa: PLC0415
 
     from koala import evaluate
 
     try:
-        with tqdm(unit="img", desc="evaluate") as bar:
+        with tqdm(unit="img", desc="evaluate", delay=0.5) as bar:  # no bar before a photo
             results = evaluate.run(FLAGS.model, FLAGS.input, FLAGS.output, FLAGS.size,
                                    FLAGS.train_stats, FLAGS.limit, FLAGS.threshold,
                                    FLAGS.semantic, progress=bar.update,
                                    reference_source=FLAGS.reference_study,
                                    max_pixels=FLAGS.max_pixels,
                                    vividness=FLAGS.vividness or (None,))
-    except (FileNotFoundError, ValueError) as error:
-        print(f"koala evaluate: {error}", file=sys.stderr)
-        sys.exit(1)
+    except ValueError as error:  # no photos, bad records, a bundle's bad metadata
+        raise UserError(str(error)) from error
     for method, values in results["methods"].items():
         logging.info("%-16s AuC %.2f  PSNR %.2f  ab MSE %.1f", method, values["auc"],
                      values["psnr"], values["ab_mse"])

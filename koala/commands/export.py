@@ -13,8 +13,9 @@ without importing TensorFlow.
 import json
 import pathlib
 
-from absl import app, flags
+from absl import flags
 
+from koala.errors import UserError
 from koala.image_io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
 
 flags.DEFINE_string("model", "default", "model name ('default') or bundle / training workdir path")
@@ -42,32 +43,29 @@ def parity_photos(folder):
         return None
     paths = sorted(p for p in pathlib.Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
-        raise app.UsageError(f"--parity_images {folder}: no images found")
+        raise UserError(f"--parity_images {folder}: no images found")
     return paths
 
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        raise UserError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS.output and not FLAGS.tflite:
-        raise app.UsageError("--output DIR is required (e.g. --output export/koala), or "
-                             "--tflite alone to add model.tflite to the bundle")
+        raise UserError("--output DIR is required (e.g. --output export/koala), or "
+                        "--tflite alone to add model.tflite to the bundle")
+    photos = parity_photos(FLAGS.parity_images)  # checked before TensorFlow loads
     from koala import bundle, export  # late: `koala export --help` should not import TF
 
-    try:
-        model = bundle.load(FLAGS.model)
-        if not FLAGS.output:
-            info = export.add_tflite_to_bundle(
-                model, FLAGS.tflite_weights or export.BUNDLE_TFLITE_WEIGHTS,
-                parity_photos(FLAGS.parity_images))
-            print(json.dumps({"bundle": str(model.path), "tflite": info}))
-            return
-        path = export.export(model, FLAGS.output, version=FLAGS.version, tflite=FLAGS.tflite,
-                             quantize=FLAGS.quantize,
-                             parity_photos=parity_photos(FLAGS.parity_images),
-                             max_pixels=FLAGS.max_pixels)
-    except (FileNotFoundError, export.ExportError) as error:
-        raise app.UsageError(str(error)) from error
+    # A missing bundle (FileNotFoundError) or an ExportError: one line (koala.errors).
+    model = bundle.load(FLAGS.model)
+    if not FLAGS.output:
+        info = export.add_tflite_to_bundle(
+            model, FLAGS.tflite_weights or export.BUNDLE_TFLITE_WEIGHTS, photos)
+        print(json.dumps({"bundle": str(model.path), "tflite": info}))
+        return
+    path = export.export(model, FLAGS.output, version=FLAGS.version, tflite=FLAGS.tflite,
+                         quantize=FLAGS.quantize, parity_photos=photos,
+                         max_pixels=FLAGS.max_pixels)
     metadata = json.loads((path / export.METADATA_FILE).read_text())
     print(json.dumps({"export": str(path), "saved_model_bytes": metadata["saved_model_bytes"],
                       "tflite": metadata.get("tflite", {})}))

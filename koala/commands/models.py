@@ -9,6 +9,8 @@ import json
 
 from absl import flags
 
+from koala.errors import UserError
+
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("model", None, "List only these models (repeatable).")
 flags.DEFINE_boolean("json", False, "One JSON object per line instead of a table.")
@@ -28,9 +30,13 @@ def rows(names):
 
 
 def main(argv):
-    del argv
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments: {argv[1:]} (name models with --model)")
     from koala import models
 
+    unknown = [name for name in FLAGS.model or () if name not in models.names()]
+    if unknown:
+        raise UserError(f"unknown model {', '.join(unknown)}; known: {', '.join(models.names())}")
     names = FLAGS.model or models.names()
     if FLAGS.json:
         for row in rows(names):

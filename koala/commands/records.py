@@ -2,8 +2,8 @@
 
   koala records --input ../shared/data/photos/train --output records/default --size 224
   koala records --input tfds:cifar10:train --output records/cifar10 --size 32
-  # N machines build one data set: run with --num-workers N --worker-index 0..N-1
-  # (every flag also takes the underscore spelling: --num_workers)
+  # N machines build one data set: run with --num_workers N --worker_index 0..N-1
+  # (also spelt --num-workers, --worker-index, as the README used to)
   # or let Apache Beam schedule, retry and scale it (pip install 'koala[beam]'):
   koala records --runner beam --input gs://BUCKET/photos --output gs://BUCKET/records \
       --beam_options "--runner=DataflowRunner --project=P --region=R --temp_location=gs://..."
@@ -11,18 +11,17 @@
 Re-running with the same arguments resumes: complete shards are kept.
 """
 
-import sys
+from absl import flags
 
-from absl import app, flags, logging
-
-from koala.data import images, sources, writer
+from koala import image_io, photo
+from koala.errors import UserError, check_choice
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "folder (recursive), text file of paths, or tfds:NAME[:SPLIT]")
 flags.DEFINE_string("output", None, "output directory for shards and manifest.json")
 flags.DEFINE_integer("size", 224, "working size: every image becomes size x size")
-flags.DEFINE_enum("resize", "pad", list(images.RESIZE_MODES),
-                  "pad: keep aspect, pad (Deep Koalarization); crop: centre crop; stretch")
+flags.DEFINE_string("resize", "pad", "pad: keep aspect, pad (Deep Koalarization); crop: "
+                    "centre crop; stretch")  # checked in main: koala.data loads TensorFlow
 flags.DEFINE_integer("pad_value", 255, "grey level of the padding (255 = white, as the paper)")
 flags.DEFINE_integer("shards", 0, "number of train shards (0: about 1024 images per shard)")
 flags.DEFINE_float("val_fraction", 0.1, "fraction of the source held out as the val split")
@@ -32,10 +31,10 @@ flags.DEFINE_integer("num_workers", 1, "number of processes/machines building th
 flags.DEFINE_integer("worker_index", 0, "which of them this process is (0-based)")
 flags.DEFINE_integer("seed", 0, "seed of the train/val split and shard assignment")
 flags.DEFINE_integer("limit", 0, "use only the first N images of the source (0: all)")
-flags.DEFINE_float("min_chroma", images.DEFAULT_MIN_CHROMA,
+flags.DEFINE_float("min_chroma", photo.COLOUR_CHROMA,
                    "skip images whose mean Lab chroma is below this (grayscale sources)")
-flags.DEFINE_integer("max_pixels", images.DEFAULT_MAX_PIXELS,
-                     "skip images with more pixels than this (decompression bombs)")
+flags.DEFINE_integer("max_pixels", image_io.DEFAULT_MAX_PIXELS,
+                     "skip images with more pixels than this (decompression bombs)", lower_bound=1)
 flags.DEFINE_integer("processes", 0, "decoding processes (0: one per CPU core; 1: in-process)")
 flags.DEFINE_enum("runner", "local", ["local", "beam"],
                   "local: this machine's processes; beam: an Apache Beam pipeline (same output)")
@@ -45,22 +44,24 @@ flags.DEFINE_string("tfds_data_dir", None, "tfds data_dir holding prepared data 
 flags.DEFINE_string("tfds_manual_dir", None, "tfds manual_dir with the raw files (imagenet2012)")
 flags.DEFINE_bool("tfds_download", False, "let tfds download the data set (needs internet)")
 flags.mark_flags_as_required(["input", "output"])
-for _name in ("pad_value", "val_fraction", "num_workers", "worker_index", "embedding_weights",
-              "min_chroma", "max_pixels"):
-    flags.DEFINE_alias(_name.replace("_", "-"), _name)  # the issue's spelling: --pad-value
-flags.register_validator("worker_index", lambda i: i >= 0, "must be >= 0")
+for _name in ("num_workers", "worker_index"):  # the spelling the README used to document
+    flags.DEFINE_alias(_name.replace("_", "-"), _name)
+flags.register_validator("num_workers", lambda n: n >= 1, "must be >= 1")
 flags.register_validator("val_fraction", lambda f: 0.0 <= f < 1.0, "must be in [0, 1)")
+flags.register_multi_flags_validator(
+    ["worker_index", "num_workers"], lambda v: 0 <= v["worker_index"] < v["num_workers"],
+    "--worker_index must be in [0, --num_workers)")
 
 
 def _beam_writer():
-    """The Beam writer, or an ImportError that says how to install it."""
+    """The Beam writer, or a UserError that says how to install it."""
     if FLAGS.num_workers != 1:
-        raise ValueError("--runner beam schedules the work itself: drop --num_workers")
+        raise UserError("--runner beam schedules the work itself: drop --num_workers")
     try:
         from koala.data import beam_writer
     except ImportError as error:
-        raise ImportError(f"--runner beam needs Apache Beam ({error}): "
-                          "pip install 'koala[beam]'") from None
+        raise UserError(f"--runner beam needs Apache Beam ({error}): "
+                        "pip install 'koala[beam]'") from None
     return beam_writer
 
 
@@ -76,17 +77,19 @@ def _weights_unavailable():
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    try:
-        beam_writer = _beam_writer() if FLAGS.runner == "beam" else None
+        raise UserError(f"unexpected arguments: {argv[1:]}")
+    from koala.data import images, sources, writer  # late: `koala records --help` has no TF
+
+    check_choice("resize", FLAGS.resize, images.RESIZE_MODES)
+    beam_writer = _beam_writer() if FLAGS.runner == "beam" else None
+    try:  # a missing folder, TfdsUnavailable: one line (koala.errors)
         if beam_writer and "://" in FLAGS.input:  # gs://: listed through Beam's filesystems
             source = beam_writer.remote_folder_source(FLAGS.input)
         else:
             source = sources.open_source(FLAGS.input, FLAGS.tfds_data_dir,
                                          FLAGS.tfds_manual_dir, FLAGS.tfds_download)
-    except (sources.TfdsUnavailable, FileNotFoundError, ValueError, ImportError) as error:
-        print(f"koala records: {error}", file=sys.stderr)
-        sys.exit(1)
+    except ValueError as error:  # a tfds data set without images
+        raise UserError(str(error)) from None
     settings = writer.Settings(
         source=source.description, size=FLAGS.size, resize=FLAGS.resize,
         pad_value=FLAGS.pad_value, val_fraction=FLAGS.val_fraction, shards=FLAGS.shards,
@@ -101,7 +104,9 @@ def main(argv):
             manifest = writer.build(source, FLAGS.output, settings, FLAGS.num_workers,
                                     FLAGS.worker_index, processes=FLAGS.processes or None)
     except _weights_unavailable() as error:  # offline "imagenet": one line naming the file
-        sys.exit(f"koala records: {' '.join(str(error).split())} Here: --embedding_weights FILE.")
+        raise UserError(f"{' '.join(str(error).split())} Here: --embedding_weights FILE.") from None
+    except ValueError as error:  # the output holds shards built with other settings
+        raise UserError(str(error)) from None
     if manifest is None:
         print(f"wrote worker {FLAGS.worker_index}'s shards to {FLAGS.output}; manifest.json "
               "follows when every worker is done (re-run any worker to merge)")

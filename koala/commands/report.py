@@ -8,16 +8,16 @@ Figures go to report_figures/ beside the output; records and training runs to
 --reuse_runs).
 """
 
-import sys
+import pathlib
 
 from absl import flags
 
-from koala import report
+from koala.errors import UserError, check_choice
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output", "experiments/REPORT.md", "the Markdown report to write")
-flags.DEFINE_enum("budget", "cpu", list(report.BUDGETS), "size of every run: tiny proves the "
-                  "pipeline in about a minute; cpu is the real report")
+flags.DEFINE_string("budget", "cpu", "size of every run: tiny proves the pipeline in about a "
+                    "minute; cpu is the real report")  # checked in main: koala.report loads TF
 flags.DEFINE_string("workdir", "runs/report", "records and training runs (per budget)")
 flags.DEFINE_string("data", "../shared/data", "the shared photos (cifar10/, photos/)")
 flags.DEFINE_bool("reuse_runs", False, "reuse finished training runs in the workdir instead "
@@ -26,10 +26,13 @@ flags.DEFINE_bool("reuse_runs", False, "reuse finished training runs in the work
 
 def main(argv):
     if len(argv) > 1:
-        print(f"koala report: unexpected arguments {argv[1:]}", file=sys.stderr)
-        sys.exit(2)
+        raise UserError(f"unexpected arguments: {argv[1:]}")
+    if not pathlib.Path(FLAGS.data).is_dir():  # before TensorFlow and the classifier load
+        raise UserError(f"--data {FLAGS.data}: no such folder (it holds cifar10/ and photos/)")
+    from koala import report  # late: `koala report --help` should not import TensorFlow
+
+    check_choice("budget", FLAGS.budget, report.BUDGETS)
     try:
         report.run(FLAGS.output, FLAGS.budget, FLAGS.workdir, FLAGS.data, FLAGS.reuse_runs)
-    except (FileNotFoundError, ValueError, RuntimeError) as error:
-        print(f"koala report: {error}", file=sys.stderr)
-        sys.exit(1)
+    except (ValueError, RuntimeError) as error:  # no usable photos, no classifier
+        raise UserError(str(error)) from error

@@ -9,15 +9,15 @@ colorize's model names and bundle paths) into the --colorized folder, which then
 cache: photos already there are not colorized again.
 """
 
-import ipaddress
 import json
 import pathlib
 import re
 import secrets
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from koala import image_io
+from koala.errors import UserError
 
 flags.DEFINE_string("real", None, "serve: folder of real colour photos")
 flags.DEFINE_string("colorized", None,
@@ -44,41 +44,35 @@ def _colorized_folder():
     if FLAGS.colorized:
         return pathlib.Path(FLAGS.colorized)
     if not FLAGS.model:
-        raise app.UsageError("serve needs --colorized DIR (or --model NAME to make them)")
+        raise UserError("serve needs --colorized DIR (or --model NAME to make them)")
     safe_model = re.sub(r"[^A-Za-z0-9_.-]+", "_", FLAGS.model).strip("._") or "model"
     if FLAGS.vividness is not None:  # each vividness has its own cache of colorized photos
         safe_model += f"@{FLAGS.vividness:g}"
     return pathlib.Path(f"{FLAGS.db}.{safe_model}.colorized")
 
 
-def _is_loopback(host):
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name: assume it is reachable from elsewhere
-        return False
-
-
 def serve():
+    if not FLAGS.real:
+        raise UserError("serve needs --real DIR")
+    if not pathlib.Path(FLAGS.real).is_dir():  # before a model colorizes into the cache
+        raise UserError(f"--real {FLAGS.real}: no such folder")
+    colorized = _colorized_folder()
     import uvicorn
 
+    from koala.app.server import is_loopback
     from koala.study.app import create_app
     from koala.study.catalog import Catalog, colorize_folder
     from koala.study.db import StudyDB
 
-    if not FLAGS.real:
-        raise app.UsageError("serve needs --real DIR")
-    colorized = _colorized_folder()
     if FLAGS.model:
         made = colorize_folder(FLAGS.real, colorized, FLAGS.model, FLAGS.vividness)
         logging.info("colorized %d photos with %s into %s", made, FLAGS.model, colorized)
     database = StudyDB(FLAGS.db)
     try:  # ids under the study's own secret: stable across restarts, unguessable
         catalog = Catalog.from_folders(FLAGS.real, colorized, database.secret(), FLAGS.max_pixels)
-    except (FileNotFoundError, ValueError) as error:
-        raise app.UsageError(str(error))
-    if not _is_loopback(FLAGS.host):
+    except ValueError as error:  # no photos in either folder
+        raise UserError(str(error)) from None
+    if not is_loopback(FLAGS.host):
         logging.warning("binding %s: the study is reachable from other machines", FLAGS.host)
     key = FLAGS.results_key or secrets.token_urlsafe(12)
     kinds = [image.kind for image in catalog.images.values()]
@@ -95,7 +89,7 @@ def results():
     from koala.study.db import StudyDB
 
     if not pathlib.Path(FLAGS.db).is_file():
-        raise app.UsageError(f"no study database at {FLAGS.db}")
+        raise UserError(f"no study database at {FLAGS.db}")
     database = StudyDB(FLAGS.db)
     summary = stats.summarize(database.rows(), database.images())
     database.close()
@@ -113,6 +107,6 @@ def results():
 def main(argv):
     commands = {"serve": serve, "results": results}
     if len(argv) != 2 or argv[1] not in commands:
-        raise app.UsageError(USAGE)
+        raise UserError(USAGE)
     commands[argv[1]]()
     return 0

@@ -10,11 +10,9 @@ Every leaf of every shipped experiment is a `--config.<path>` flag (e.g.
 the experiment's value; so a typo is an unknown-flag error, not a silently ignored key.
 """
 
-import sys
-
 from absl import flags, logging
 
-from koala import train
+from koala import errors, train
 from koala.models import backbones
 
 FLAGS = flags.FLAGS
@@ -55,15 +53,13 @@ USER_ERRORS = (train.ConfigError, train.NonFiniteLoss, backbones.WeightsUnavaila
 
 def main(argv):
     if len(argv) > 1:
-        raise flags.Error(f"unexpected arguments {argv[1:]}")
+        raise errors.UserError(f"unexpected arguments {argv[1:]}")
     try:
         _run()
-    except USER_ERRORS as error:
+    except USER_ERRORS as error:  # one line `koala train: ...` (koala.errors, koala/cli.py)
         message = (train.weights_help(error) if isinstance(error, backbones.WeightsUnavailableError)
-                   else " ".join(str(error).split()))
-        logging.error("%s", message)
-        print(f"koala train: {message}", file=sys.stderr)
-        sys.exit(1)
+                   else errors.message(error))
+        raise errors.UserError(message) from None
 
 
 def _run():

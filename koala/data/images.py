@@ -16,12 +16,12 @@ import threading
 import cv2
 import numpy as np
 
-from koala import color, image_io
+from koala import color, image_io, photo
 from koala.data import schema
 
 DEFAULT_MAX_PIXELS = image_io.DEFAULT_MAX_PIXELS  # larger headers are refused undecoded
 to_rgb = image_io.to_rgb8  # any array as read -> uint8 RGB, alpha over white
-DEFAULT_MIN_CHROMA = 1.5  # mean Lab chroma below this: a grayscale source (no colour to learn)
+DEFAULT_MIN_CHROMA = photo.COLOUR_CHROMA  # below it: a grayscale source (no colour to learn)
 RESIZE_MODES = ("pad", "crop", "stretch")
 
 # Reason codes written to the manifest.

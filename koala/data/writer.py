@@ -7,7 +7,7 @@ shard alone, which gives three properties with no coordination:
   after its statistics file (parts/<shard>.json); a killed run leaves no half shard;
 - resume: a run with the same arguments keeps the complete shards and writes the rest, and
   the bytes equal an uninterrupted run (same seed -> same plan -> same Examples, in order);
-- workers: `--num-workers N --worker-index I` takes a disjoint contiguous range of shards;
+- workers: `--num_workers N --worker_index I` takes a disjoint contiguous range of shards;
   whichever worker finds every part present writes manifest.json (all write identical
   bytes, atomically, so a race is harmless). Re-running any worker merges again.
 

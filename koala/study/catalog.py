@@ -24,6 +24,7 @@ from absl import logging
 
 from koala import image_io
 from koala.image_io import IMAGE_SUFFIXES
+from koala.photo import gray_version
 
 KINDS = ("real", "colorized")
 ID_PATTERN = re.compile(r"^[0-9a-f]{16}$")
@@ -127,15 +128,6 @@ class Catalog:
 def _read_rgb(path, max_pixels=image_io.DEFAULT_MAX_PIXELS):
     """uint8 sRGB [H, W, 3] of any photo (16-bit scaled, alpha over white, gray expanded)."""
     return image_io.to_rgb8(image_io.read_image(path, max_pixels))
-
-
-def gray_version(rgb_uint8):
-    """The photo with its colour removed: Lab L kept, a = b = 0 (what a colorizer sees)."""
-    from koala import color  # imported late: it loads TensorFlow
-
-    lab = color.rgb_to_lab_cv2(rgb_uint8)
-    lab[..., 1:] = 0.0
-    return np.round(color.lab_to_rgb_cv2(lab) * 255.0).astype(np.uint8)
 
 
 def colorize_folder(real_dir, cache_dir, model, vividness=None):
