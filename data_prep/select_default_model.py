@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from koala import bundle as bundle_lib
-from koala import color, colorize, demo, image_io, metrics, vividness
+from koala import color, image_io, metrics, photo, vividness
 from koala.models import effnet_unet
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -78,9 +78,9 @@ class PhotoHeads:
     """One validation photo, its truth, and the model's two heads at one working size."""
 
     def __init__(self, model, rgb, size):
-        self.rgb, self.photo = rgb, colorize.split(rgb)
+        self.rgb, self.photo = rgb, photo.split(rgb)
         self.truth_ab = color.rgb_to_lab_cv2(rgb)[..., 1:]
-        height, width = self.shape = colorize.working_shape(*self.photo.lightness.shape, size,
+        height, width = self.shape = photo.working_shape(*self.photo.lightness.shape, size,
                                                             STRIDE)
         small = cv2.resize(self.photo.lightness, (width, height), interpolation=cv2.INTER_AREA)
         outputs = model({"L": color.scale_l(small[None, ..., None])}, training=False)
@@ -95,14 +95,14 @@ class PhotoHeads:
 
     def measure(self, ab):
         """(PSNR, AuC, colourfulness of the output, of the truth) for working-size ab."""
-        out = colorize.recombine(self.photo.lightness, ab)
+        out = photo.recombine(self.photo.lightness, ab)
         out_ab = color.rgb_to_lab_cv2(out)[..., 1:]
         return (metrics.psnr(out / 255.0, self.rgb / 255.0), metrics.auc(out_ab, self.truth_ab),
                 metrics.colorfulness(out), metrics.colorfulness(self.rgb))
 
 
 def gray_row(rgb):
-    gray = demo.gray_version(rgb)
+    gray = photo.gray_version(rgb)
     truth_ab = color.rgb_to_lab_cv2(rgb)[..., 1:]
     return (metrics.psnr(gray / 255.0, rgb / 255.0), metrics.auc(np.zeros_like(truth_ab), truth_ab),
             metrics.colorfulness(gray), metrics.colorfulness(rgb))

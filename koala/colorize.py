@@ -21,10 +21,8 @@ from koala import image_io
 from koala import vividness as vividness_lib
 from koala.inference import png
 from koala.inference import runtime as runtime_lib
-from koala.image_io import (  # noqa: F401 (the reader's old home: callers still import these)
-    IMAGE_SUFFIXES, UnreadableImage, read_image, write_image)
-from koala.photo import (  # noqa: F401 (colour science's TF-free home; callers use these names)
-    DEFAULT_STRIDE, has_colour, recombine, split, working_shape)
+from koala.image_io import IMAGE_SUFFIXES, UnreadableImage, read_image, write_image
+from koala.photo import DEFAULT_STRIDE, has_colour, recombine, split, working_shape
 
 
 class Colorizer:

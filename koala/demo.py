@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from koala.photo import gray_version  # also demo.gray_version: data_prep and tests use it
+from koala.photo import gray_version
 
 
 def packaged_photos():
@@ -62,7 +62,7 @@ def main(argv=None):
     parser.add_argument("--output", default="demo", help="folder for grid.png, metrics.md, photos")
     parser.add_argument("--model", default="default", help="model name or bundle path")
     args = parser.parse_args(argv)
-    from koala import colorize
+    from koala import colorize, image_io
 
     output = pathlib.Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
@@ -72,7 +72,7 @@ def main(argv=None):
     for name, truth in packaged_photos().items():
         gray = gray_version(truth)
         koala = colorizer.colorize_many([gray])[0]
-        colorize.write_image(output / f"{name}.png", koala)
+        image_io.write_image(output / f"{name}.png", koala)
         rows.append((name, (gray, koala, truth)))
         table.append((name, measure(gray, truth), measure(koala, truth),
                       measure(truth, truth)["colorfulness"]))

@@ -35,6 +35,7 @@ from absl import logging
 
 import koala
 from koala import color, colorize, image_io, vividness
+from koala import photo as photo_lib
 from koala.inference import runtime
 
 IMAGE_INPUT = "image_bytes"  # TF Serving's REST API base64-decodes inputs ending in _bytes
@@ -140,7 +141,7 @@ def decode_rgb(image_bytes, max_pixels=image_io.DEFAULT_MAX_PIXELS):
 
 
 def working_size(colorizer, height, width):
-    """(h, w) of the model input for an H x W photo: koala.colorize.working_shape in TF.
+    """(h, w) of the model input for an H x W photo: koala.photo.working_shape in TF.
 
     About size^2 pixels, aspect kept, sides multiples of the stride, each side in
     [stride, 4 * size]; both use round-half-to-even, so they agree (tests check it).
@@ -180,7 +181,7 @@ def lightness_to_ab(colorizer, lightness, vividness=None):
 
     ab comes back through Bundle.ab_from_output (regression, or annealed mean of bins),
     is cropped to the content box and upsampled bilinearly (the half-pixel centres of
-    OpenCV's INTER_LINEAR, as koala.colorize.recombine).
+    OpenCV's INTER_LINEAR, as koala.photo.recombine).
     """
     bundle = colorizer.bundle
     small, (top, bottom, left, right) = small_lightness(colorizer, lightness)
@@ -435,11 +436,11 @@ def tflite_parity(bundle, model_bytes, photo_paths):
     keras_colorizer, lite = colorize.Colorizer(bundle), runtime.LiteRTRuntime(model_bytes)
     ab_diffs, level_diff = [], 0
     for path in photo_paths:
-        photo = colorize.split(image_io.read_image(path))
+        photo = photo_lib.split(image_io.read_image(path))
         small = keras_colorizer.small_lightness(photo.lightness)[0][None, ..., None]
         keras_ab, lite_ab = keras_colorizer.model_ab(small)[0], lite.ab(small)[0]
         ab_diffs.append(np.abs(keras_ab - lite_ab))
-        outputs = [colorize.recombine(photo.lightness, ab).astype(np.int16)
+        outputs = [photo_lib.recombine(photo.lightness, ab).astype(np.int16)
                    for ab in (keras_ab, lite_ab)]
         level_diff = max(level_diff, int(np.abs(outputs[0] - outputs[1]).max()))
     return {"photos": len(photo_paths), "max_ab_diff": float(max(d.max() for d in ab_diffs)),

@@ -12,7 +12,7 @@ from colorize_helpers import tiny_bundle, tiny_colorizer  # noqa: F401 (fixtures
 from PIL import Image
 from skimage import color as skcolor
 
-from koala import colorize, metrics
+from koala import colorize, image_io, metrics, photo
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -37,13 +37,13 @@ def test_output_keeps_the_input_lightness(tiny_colorizer, shape):  # noqa: F811
                                else image / 255.0)[..., 0]
     # 8-bit rounding of each channel moves L by at most ~0.3; clipping would move it by tens
     assert np.abs(lightness_of_output(out) - expected).max() < 0.5
-    assert colorize.has_colour(out), "the tiny model's bias should give visible colour"
+    assert photo.has_colour(out), "the tiny model's bias should give visible colour"
 
 
 def test_saturated_predictions_are_pulled_into_gamut_without_changing_lightness():
     lightness = np.array([[2.0, 50.0, 97.0, 30.0]], np.float32)
     ab = np.array([[[100.0, 100.0], [-120.0, 120.0], [90.0, -110.0], [127.0, -128.0]]])
-    out = colorize.recombine(lightness, ab.astype(np.float32))
+    out = photo.recombine(lightness, ab.astype(np.float32))
     assert np.abs(lightness_of_output(out) - lightness).max() < 0.5
 
 
@@ -59,8 +59,8 @@ def test_alpha_is_kept(tiny_colorizer, tmp_path):  # noqa: F811
     rgba = np.dstack([textured((20, 30, 3)), textured((20, 30), seed=1)])
     out = colorize.colorize(rgba, tiny_colorizer)
     assert out.shape == (20, 30, 4) and np.array_equal(out[..., 3], rgba[..., 3])
-    colorize.write_image(tmp_path / "a.png", out)
-    assert np.array_equal(colorize.read_image(tmp_path / "a.png"), out)
+    image_io.write_image(tmp_path / "a.png", out)
+    assert np.array_equal(image_io.read_image(tmp_path / "a.png"), out)
 
 
 def test_exif_orientation_is_honoured(tmp_path):
@@ -74,7 +74,7 @@ def test_exif_orientation_is_honoured(tmp_path):
 
         with Image.open(path) as stored:
             expected = np.asarray(ImageOps.exif_transpose(stored).convert("RGB"))
-        assert np.array_equal(colorize.read_image(path), expected), orientation
+        assert np.array_equal(image_io.read_image(path), expected), orientation
 
 
 def test_keep_color_leaves_colour_photos_alone(tiny_colorizer):  # noqa: F811
@@ -86,9 +86,9 @@ def test_keep_color_leaves_colour_photos_alone(tiny_colorizer):  # noqa: F811
 
 
 def test_working_shape_keeps_aspect_and_stride():
-    assert colorize.working_shape(3000, 4000, 224, 32) == (192, 256)
-    assert colorize.working_shape(1, 100000, 224, 32) == (32, 896)  # capped at 4 * size
-    height, width = colorize.working_shape(481, 321, 160, 32)
+    assert photo.working_shape(3000, 4000, 224, 32) == (192, 256)
+    assert photo.working_shape(1, 100000, 224, 32) == (32, 896)  # capped at 4 * size
+    height, width = photo.working_shape(481, 321, 160, 32)
     assert height % 32 == 0 and width % 32 == 0 and height > width
 
 
@@ -126,7 +126,7 @@ def test_cli_reports_bad_file_finishes_others_and_fails(tiny_bundle, tmp_path): 
     inputs = tmp_path / "in"
     inputs.mkdir()
     for name in ("one.png", "two.jpg"):
-        colorize.write_image(inputs / name, np.dstack([textured((24, 40), seed=3)] * 3))
+        image_io.write_image(inputs / name, np.dstack([textured((24, 40), seed=3)] * 3))
     (inputs / "broken.jpg").write_bytes(b"not a jpeg")
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "one.png").write_bytes(b"an earlier result")
@@ -139,7 +139,7 @@ def test_cli_reports_bad_file_finishes_others_and_fails(tiny_bundle, tmp_path): 
     outputs = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert outputs == ["one-1.png", "one.png", "two.png"]
     assert (tmp_path / "out" / "one.png").read_bytes() == b"an earlier result"
-    assert colorize.read_image(tmp_path / "out" / "two.png").shape == (24, 40, 3)
+    assert image_io.read_image(tmp_path / "out" / "two.png").shape == (24, 40, 3)
 
 
 def test_pad_fit_keeps_lightness_and_shape(tiny_bundle):  # noqa: F811

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from colorize_helpers import tiny_bundle  # noqa: F401 (fixture)
 
-from koala import color, colorize, evaluate, metrics
+from koala import color, evaluate, image_io, metrics
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def photos(tmp_path_factory):
     for index in range(3):
         (folder / "scene").mkdir(exist_ok=True)
         image = rng.integers(0, 256, (40 + index, 56, 3), dtype=np.uint8)
-        colorize.write_image(folder / "scene" / f"p{index}.png", image)
+        image_io.write_image(folder / "scene" / f"p{index}.png", image)
     return folder
 
 

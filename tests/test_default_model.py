@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from koala import bundle, color, colorize, demo, metrics, vividness
+from koala import bundle, color, colorize, demo, metrics, photo, vividness
 from koala.models import effnet_unet
 
 SIZE = 64
@@ -99,7 +99,7 @@ def test_shipped_default_beats_gray_on_the_packaged_photos():
     colorizer = colorize.Colorizer(_shipped())
     gains, ratios = [], []
     for truth in demo.packaged_photos().values():
-        gray = demo.gray_version(truth)
+        gray = photo.gray_version(truth)
         koala = colorizer.colorize_many([gray])[0]
         assert koala.shape == truth.shape
         gains.append(metrics.psnr(koala / 255, truth / 255) - metrics.psnr(gray / 255, truth / 255))
@@ -124,8 +124,8 @@ def test_exported_vividness_signature(tmp_path, two_head_model):
                                              "output": "regression", "vividness": 0.4})
     export.write_saved_model(bundle.load(tmp_path / "bundle"), tmp_path / "saved")
     served = tf.saved_model.load(str(tmp_path / "saved"))
-    photo = next(iter(demo.packaged_photos().values()))
-    image = tf.constant([cv2.imencode(".png", photo[..., ::-1])[1].tobytes()])
+    packaged = next(iter(demo.packaged_photos().values()))
+    image = tf.constant([cv2.imencode(".png", packaged[..., ::-1])[1].tobytes()])
 
     def rgb(name, **inputs):
         png = served.signatures[name](image_bytes=image, **inputs)["colorized_bytes"][0]

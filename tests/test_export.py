@@ -19,7 +19,7 @@ import pytest
 import tensorflow as tf
 
 from koala import bundle as koala_bundle
-from koala import color, colorize, export
+from koala import color, colorize, export, photo
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SAVED_MODEL_CLI = pathlib.Path(sys.executable).parent / "saved_model_cli"
@@ -168,7 +168,7 @@ def test_pad_fit_matches_eager_colorize(tmp_path):
 def test_working_size_is_colorize_working_shape(height, width):
     colorizer = types.SimpleNamespace(size=160, stride=32)
     got = [int(side) for side in export.working_size(colorizer, height, width)]
-    assert tuple(got) == colorize.working_shape(height, width, 160, 32)
+    assert tuple(got) == photo.working_shape(height, width, 160, 32)
 
 
 def test_tf_example_signature_gives_the_same_png(served):

@@ -14,6 +14,7 @@ import pytest
 from colorize_helpers import save_tiny_bundle
 
 from koala import colorize, image_io, vividness
+from koala import photo as photo_lib
 from koala.inference import png, runtime
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -114,7 +115,8 @@ def vivid_tiny_bundle(directory):
     model = keras.Model({"L": lightness}, {"ab": mixed, vividness.ACCURATE: accurate,
                                            vividness.VIVID: vivid})
     return bundle.save(directory, model, {"model": "tiny_vivid", "size": 64,
-                                          "output": "regression", "stride": 1})
+                                          "output": "regression", "stride": 1,
+                                          "vividness": 0.3})
 
 
 def test_litert_carries_the_vividness_control(tmp_path, sample_photos):
@@ -124,7 +126,7 @@ def test_litert_carries_the_vividness_control(tmp_path, sample_photos):
     export.add_tflite_to_bundle(bundle.load(path), parity_photos=sample_photos(2))
     lite, keras = colorize.Colorizer(path), colorize.Colorizer(path, engine="keras")
     assert lite.runtime.engine == "LiteRT"
-    photo = colorize.split(image_io.read_image(sample_photos(1)[0]))
+    photo = photo_lib.split(image_io.read_image(sample_photos(1)[0]))
     small = lite.small_lightness(photo.lightness)[0][None, ..., None]
     for value in (None, 0.0, 0.6, 1.0):
         np.testing.assert_allclose(lite.model_ab(small, value), keras.model_ab(small, value),

@@ -49,9 +49,9 @@ def main(argv):
     failures = {item: f"{item}: no such file, folder or matching glob" for item in unmatched}
     pairs = colorize.plan_outputs(found, FLAGS.output, "." + FLAGS.format, FLAGS.overwrite)
     try:  # the cheap check before the model loads
-        reference = (colorize.read_image(FLAGS.reference, FLAGS.max_pixels)
+        reference = (image_io.read_image(FLAGS.reference, FLAGS.max_pixels)
                      if FLAGS.reference else None)
-    except colorize.UnreadableImage as error:
+    except image_io.UnreadableImage as error:
         raise UserError(f"--reference {error}") from None
     colorizer = colorize.Colorizer(FLAGS.model, FLAGS.size)  # missing: one line (koala.errors)
     options = {"keep_color": FLAGS.keep_color, "reference": reference,
@@ -76,7 +76,7 @@ def main(argv):
             logging.info("%s -> %s: %d frames; flicker (mean |delta ab|, static pixels) "
                          "per-frame %.3f, consistent %.3f", source, target, stats["frames"],
                          stats["flicker_per_frame"], stats["flicker_consistent"])
-        except (OSError, colorize.UnreadableImage) as error:
+        except (OSError, image_io.UnreadableImage) as error:
             failures[str(source)] = str(error)  # names the file (koala.video)
     done = len(pairs) - sum(1 for s, _ in pairs if str(s) in failures)
     logging.info("%d of %d inputs colorized into %s in %.1f s", done,
