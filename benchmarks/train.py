@@ -1,5 +1,5 @@
 """Training speed on this machine: img/s of each experiment's model at 128 px through the
-real loop (koala.train.train, default strategy, float32), and of the input pipeline alone.
+real loop (koala.training.loop.train, default strategy, float32), and of the input pipeline alone.
 
 The input pipeline should deliver >= 5x the fastest step rate, so data never bounds
 training. Records: ../shared/data/photos/val (800 photos) written at 128 px to a temp dir,
@@ -22,7 +22,8 @@ sys.path.insert(0, str(REPO))
 import tensorflow as tf  # noqa: E402
 from absl import logging  # noqa: E402
 
-from koala import train  # noqa: E402
+from koala.training import config as training_config, loop  # noqa: E402
+from koala.training import records as records_lib  # noqa: E402
 
 SIZE = 128
 MODELS = ["koalarization", "koalarization_lite", "effnet_head_lite", "zhang_eccv16", "iizuka",
@@ -39,7 +40,7 @@ def build_records(out_dir):
 
 
 def pipeline_images_per_second(config, batches):
-    dataset = iter(train.make_dataset(config, "train", int(config.train.batch_size)))
+    dataset = iter(records_lib.make_dataset(config, "train", int(config.train.batch_size)))
     next(dataset)  # warm-up: file open, autotune
     started = time.perf_counter()
     for _ in range(batches):
@@ -48,7 +49,7 @@ def pipeline_images_per_second(config, batches):
 
 
 def model_images_per_second(name, records, workdir, steps, batch_size):
-    config = train.load_config(f"{name}:cpu")
+    config = training_config.load_config(f"{name}:cpu")
     config.data.update(records=str(records), source="", size=SIZE, color_space="lab",
                        with_embedding=False)
     if name == "koalarization":  # no precomputed embedding here: feed zeros of its size
@@ -56,7 +57,7 @@ def model_images_per_second(name, records, workdir, steps, batch_size):
     config.train.update(steps=steps + 2, batch_size=batch_size)
     config.eval.update(every_steps=10_000, max_batches=1)
     config.checkpoint.every_steps = 10_000
-    train.train(config, workdir, strategy=tf.distribute.get_strategy())
+    loop.train(config, workdir, strategy=tf.distribute.get_strategy())
     lines = (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()
     rates = [r["img_s"] for r in map(json.loads, lines) if r["split"] == "train"][2:]
     return statistics.median(rates)
@@ -72,7 +73,7 @@ def main():
     logging.set_verbosity(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         records = pathlib.Path(args.records or build_records(pathlib.Path(tmp) / "records"))
-        config = train.load_config("koalarization_lite:cpu")
+        config = training_config.load_config("koalarization_lite:cpu")
         config.data.update(records=str(records), size=SIZE)
         config.train.batch_size = args.batch_size
         result = {"size": SIZE, "batch_size": args.batch_size,

@@ -29,7 +29,7 @@ def base(name, model, arg=None):
     config.data = ml_collections.ConfigDict(dict(
         pipeline="records",          # "records", or "photo_crops" (random crops from folders)
         records="",                  # {train,val}-*.tfrecord + manifest.json; "": named after
-                                     # what is declared here (koala.train.records_dir)
+                                     # what is declared here (koala.training.records.records_dir)
         source=PHOTOS,               # folder, list or "tfds:NAME" the records are built from
                                      # (on first use, or by `make records MODEL=NAME`)
         size=224,                    # working size (square) the records are written at

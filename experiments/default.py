@@ -12,6 +12,7 @@ from the workdir's checkpoint; on a fresh machine, where only the repository sur
 """
 
 import ml_collections
+from ml_collections import config_dict
 
 from experiments import common
 
@@ -37,7 +38,7 @@ def get_config(arg=None):
     config.eval.max_batches = 12
     config.precision = "float32"  # mixed_bfloat16 is slower on CPUs without AMX (39 vs 50 img/s)
     if arg == "tiny":
-        config.model.kwargs.weights = None
+        config.model.kwargs.weights = config_dict.placeholder(str)  # random init, overridable
         config.model.kwargs.finetune = ""
         config.data.val_every = 100
         common.apply_variant(config, arg)

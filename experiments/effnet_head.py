@@ -4,6 +4,8 @@ Switch the loss with `--config.loss.name=rarity_weighted_mse` (lambda: `--config
 its prior comes from the records' manifest (ab histogram over the training split).
 """
 
+from ml_collections import config_dict
+
 from experiments import common
 
 
@@ -14,5 +16,5 @@ def get_config(arg=None):
     config.train.batch_size = 32
     config.loss.name = "mse_ab"  # or "rarity_weighted_mse" (the paper's second objective)
     if arg == "tiny":
-        config.model.kwargs.weights = None
+        config.model.kwargs.weights = config_dict.placeholder(str)  # random init, overridable
     return common.apply_variant(config, arg)

@@ -1,7 +1,7 @@
 """A trained model on disk: `model.keras` plus `koala.json`, loadable by name or path.
 
-Training writes bundles; colorize, evaluate and export read them, so this is the one place
-that knows how a model's raw output becomes ab in Lab units.
+Training writes bundles; colorize, evaluate and export read them: a bundle turns its
+model's raw output into ab in Lab units (decoded by koala.models.outputs, the one decoder).
 The name "default" is the model shipped inside the package (koala/weights/default/).
 """
 
@@ -16,6 +16,8 @@ import tensorflow as tf
 
 from koala import color
 from koala import vividness as vividness_lib
+from koala.models import outputs
+from koala.paths import is_url
 
 MODEL_FILE = "model.keras"
 META_FILE = "koala.json"
@@ -24,13 +26,9 @@ OUTPUT_KINDS = ("regression", "classification", "binned")
 COLOR_SPACES = ("lab", "yuv")
 
 
-def _is_url(path):
-    return "://" in str(path)
-
-
 def _join(directory, name):
     """Local paths stay pathlib.Path; gs://, ram:// stay strings (pathlib drops a slash)."""
-    return posixpath.join(str(directory), name) if _is_url(directory) else \
+    return posixpath.join(str(directory), name) if is_url(directory) else \
         pathlib.Path(directory) / name
 
 
@@ -41,7 +39,7 @@ def resolve(name_or_path):
     """
     if str(name_or_path) == "default":
         path = DEFAULT_DIR
-    elif _is_url(name_or_path):
+    elif is_url(name_or_path):
         path = str(name_or_path).rstrip("/")
     else:
         path = pathlib.Path(name_or_path).expanduser()
@@ -64,7 +62,7 @@ def save(directory, model, meta):
     if meta.get("color_space", "lab") not in COLOR_SPACES:
         raise ValueError(f"color_space must be one of {COLOR_SPACES}")
     meta = {"color_space": "lab", "temperature": 0.38, "config": {}, **meta}
-    directory = str(directory) if _is_url(directory) else pathlib.Path(directory)
+    directory = str(directory) if is_url(directory) else pathlib.Path(directory)
     tf.io.gfile.makedirs(str(directory))
     tmp = str(_join(directory, MODEL_FILE + ".tmp.keras"))
     model.save(tmp)
@@ -110,18 +108,8 @@ class Bundle:
         """
         output = vividness_lib.select(output, vividness, self.meta.get("vividness"))
         kind = self.meta["output"]
-        if kind == "classification":
-            ab = color.annealed_mean(output, float(self.meta["temperature"]))
-        elif kind == "binned":
-            from koala.models import unet
-
-            ab = unet.from_bins(output)  # model units; Lab or YUV below
-        else:
-            ab = tf.cast(output, tf.float32)
-        if (ab.shape[1], ab.shape[2]) != (height, width):  # same-size bilinear would be exact
-            ab = tf.image.resize(ab, (height, width), method="bilinear")
-        if kind == "classification":
-            return ab
+        temperature = self.meta["temperature"] if kind == "classification" else None
+        ab = outputs.to_target(output, kind, (height, width), temperature)  # model units
         if self.color_space == "yuv":
             y = (self.model_input(lightness) + 1.0) / 2.0
             rgb = color.yuv_to_rgb(tf.concat([y, ab * color.UV_SCALE], -1))

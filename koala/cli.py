@@ -1,7 +1,9 @@
 """`koala <verb> [flags]`: dispatches to one module per verb under koala/commands/.
 
-Each verb module defines its own absl flags and a `main(argv)`; only the chosen verb is
-imported, so verbs never clash over flag names and `koala --help` stays fast.
+Each verb module defines its own absl flags and a `main(argv)` (and may define
+`parse_flags(argv)` when its flags depend on the command line, as `koala train`'s --config
+does on --experiment); only the chosen verb is imported, so verbs never clash over flag
+names and `koala --help` stays fast.
 
 Errors: a user error (koala.errors: a bad flag, a missing file, an unreadable image, ...)
 is one line `koala VERB: message` on stderr and exit status 1; a bug keeps its traceback.
@@ -52,7 +54,7 @@ def run(argv=None):
     module = importlib.import_module(f"koala.commands.{verb}")
     try:
         app.run(errors.user_main(module.main), argv=[f"koala {verb}"] + argv[2:],
-                flags_parser=errors.parse_flags)
+                flags_parser=getattr(module, "parse_flags", errors.parse_flags))
     except errors.user_errors() as error:
         print(f"koala {verb}: {errors.message(error)}", file=sys.stderr)
         return 1

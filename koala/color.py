@@ -105,6 +105,19 @@ def unscale_ab(scaled):
     return scaled * AB_SCALE
 
 
+def target_to_rgb(gray, target, color_space):
+    """Model-scaled gray [B,H,W,1] + target [B,H,W,2] -> RGB in [0, 1] (for images, PSNR).
+
+    Lab models read L/50 - 1 and predict ab/128; YUV models (seed 004) read Y*2 - 1 and
+    predict U, V over their BT.601 ranges (UV_SCALE).
+    """
+    if color_space == "yuv":
+        rgb = yuv_to_rgb(tf.concat([(gray + 1.0) / 2.0, target * UV_SCALE], axis=-1))
+    else:
+        rgb = lab_to_rgb(tf.concat([unscale_l(gray), unscale_ab(target)], -1))
+    return tf.clip_by_value(rgb, 0.0, 1.0)
+
+
 # --------------------------------------------------------------------------- quantized ab gamut
 
 @functools.lru_cache(maxsize=None)

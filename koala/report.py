@@ -28,7 +28,9 @@ from koala import color, metrics, photo
 from koala import image_io
 from koala.image_io import IMAGE_SUFFIXES
 from koala import report_format as fmt
-from koala import train as train_lib
+from koala.models import outputs as model_outputs_lib
+from koala.training import builders, loop, records as training_records
+from koala.training import config as training_config
 
 SEED = 0
 ACCURACY_THRESHOLD = 10.0  # ab units, as koala evaluate's raw accuracy
@@ -130,7 +132,7 @@ def train_run(context, run, experiment, records, size, with_embedding=False,
 
     budget = context.budget
     steps = steps or budget.steps
-    config = train_lib.load_config(f"{experiment}:{'tiny' if budget.name == 'tiny' else 'cpu'}")
+    config = training_config.load_config(f"{experiment}:{'tiny' if budget.name == 'tiny' else 'cpu'}")
     config.data.update(records=str(records), source="", size=size,
                        with_embedding=with_embedding)
     config.train.update(steps=steps, batch_size=budget.batch, seed=SEED,
@@ -139,21 +141,16 @@ def train_run(context, run, experiment, records, size, with_embedding=False,
     config.checkpoint.every_steps = steps
     config.precision = "float32"
     config.optimizer.learning_rate = learning_rate
-    for dotted, value in (changes or {}).items():
-        *parents, leaf = dotted.split(".")
-        node = config
-        for key in parents:
-            node = node[key]
-        node[leaf] = value
+    training_config.override(config, changes or {})
     workdir = context.workdir / "runs" / run
     finished = (workdir / "bundle" / "koala.json").is_file()
     if not (context.reuse_runs and finished):
         shutil.rmtree(workdir, ignore_errors=True)  # fresh: the seed decides the result
         keras.backend.clear_session()
         started = time.perf_counter()
-        train_lib.train(config, workdir, strategy=tf.distribute.get_strategy())
+        loop.train(config, workdir, strategy=tf.distribute.get_strategy())
         logging.info("report: trained %s in %.0f s", run, time.perf_counter() - started)
-    return bundle.load(workdir).model, config, train_lib.output_kind(config)
+    return bundle.load(workdir).model, config, builders.output_kind(config)
 
 
 # --------------------------------------------------------------------------- measuring
@@ -161,7 +158,7 @@ def train_run(context, run, experiment, records, size, with_embedding=False,
 def val_images(config, limit):
     """(features {name: array}, target array) of up to `limit` val images of `config`."""
     features, targets = {}, []
-    for batch_features, batch_target in train_lib.make_dataset(config, "val", 32):
+    for batch_features, batch_target in training_records.make_dataset(config, "val", 32):
         for name, value in batch_features.items():
             features.setdefault(name, []).append(value.numpy())
         targets.append(batch_target.numpy())
@@ -191,10 +188,7 @@ def model_outputs(model, features):
 
 def decode(outputs, kind, size, temperature=None):
     """Raw outputs -> target in model units; `temperature` overrides the annealed mean's."""
-    if kind == "classification" and temperature is not None:
-        ab = color.annealed_mean(tf.cast(outputs, tf.float32), temperature=temperature)
-        return color.scale_ab(tf.image.resize(ab, (size, size))).numpy()
-    return np.asarray(train_lib.predicted_target(outputs, kind, size))
+    return np.asarray(model_outputs_lib.to_target(outputs, kind, size, temperature))
 
 
 def to_uint8(rgb):
@@ -203,9 +197,9 @@ def to_uint8(rgb):
 
 def measure(gray, truth, prediction, color_space, prior=None, classify=None, truth_votes=None):
     """Per-image metrics {name: [N]} of `prediction` against `truth` (model units)."""
-    true_rgb = train_lib.to_rgb(gray, truth, color_space).numpy()
-    pred_rgb = train_lib.to_rgb(gray, prediction, color_space).numpy()
-    scale = train_lib.UV_RANGE if color_space == "yuv" else 128.0  # model units -> native
+    true_rgb = color.target_to_rgb(gray, truth, color_space).numpy()
+    pred_rgb = color.target_to_rgb(gray, prediction, color_space).numpy()
+    scale = color.UV_SCALE if color_space == "yuv" else 128.0  # model units -> native
     chroma_error = np.sum(np.square((prediction - truth) * scale), axis=-1)
     result = {
         "mse": np.mean(np.square(prediction - truth), axis=(1, 2, 3)),
@@ -245,7 +239,7 @@ class Comparison:
         self.images = {"gray": list(self.rgb(np.zeros_like(self.truth)))}
 
     def rgb(self, target):
-        return to_uint8(train_lib.to_rgb(self.gray, target, self.color_space).numpy())
+        return to_uint8(color.target_to_rgb(self.gray, target, self.color_space).numpy())
 
     def add(self, method, prediction):
         self.methods[method] = measure(self.gray, self.truth, prediction, self.color_space,
@@ -336,7 +330,7 @@ def section_000(context):
     """Seed 000: MSE vs rarity-weighted MSE (several lambda), effnet_head on Lite0."""
     budget = context.budget
     records = photo_records(context)
-    prior = train_lib.ab_prior(str(records))
+    prior = training_records.ab_prior(str(records))
     runs = {"MSE": train_run(context, "000_mse", "effnet_head_lite", records,
                              budget.photo_size, changes={"loss.name": "mse_ab",
                                                          "model.kwargs.weights": "imagenet"})}
@@ -377,7 +371,7 @@ def section_002(context):
     """Seed 002 (Zhang et al.): class rebalancing on/off; annealed-mean temperature sweep."""
     budget = context.budget
     records = photo_records(context)
-    prior = train_lib.ab_prior(str(records))
+    prior = training_records.ab_prior(str(records))
     changes = {"model.kwargs.width": budget.zhang_width, "optimizer.weight_decay": 0.0}
     runs = {"rebalanced (λ=0.5)": train_run(context, "002_rebalanced", "zhang_eccv16", records,
                                             budget.photo_size, changes={**changes,

@@ -2,6 +2,12 @@
 
 import os
 import pathlib
+import sys
+
+# Tests live in folders that mirror the package (tests/training/ for koala/training/, ...);
+# their shared helpers (colorize_helpers, servers, hostile_corpus) stay here, importable from
+# every folder.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -15,8 +15,6 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 VERBS = ("app", "client", "colorize", "evaluate", "export", "models", "records", "report",
          "study", "train")
-# `koala train` defines a --config.<path> flag per field of every experiment, from koala.train.
-NEED_TENSORFLOW_TO_LOAD = {"train"}
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +100,7 @@ def test_unknown_verb_lists_the_verbs(files):
     assert all(verb in result.stderr for verb in VERBS)
 
 
-@pytest.mark.parametrize("verb", sorted(set(VERBS) - NEED_TENSORFLOW_TO_LOAD))
+@pytest.mark.parametrize("verb", VERBS)
 def test_verb_loads_without_tensorflow(verb):
     """`koala VERB --help` (and LiteRT colorizing) must not pay TensorFlow's seconds."""
     script = (f"import sys; import koala.commands.{verb}; "

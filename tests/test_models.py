@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from koala import color, losses, models
-from koala.models import unet, zhang_eccv16
+from koala.models import outputs, unet
 
 # Small but complete variants: every layer of the paper's model, fewer channels, random
 # backbone weights (offline). The paper's widths are checked by the parameter-count test.
@@ -164,11 +164,11 @@ def test_models_with_custom_layers_save_and_load(tmp_path):
         np.testing.assert_allclose(loaded(inputs), model(inputs), atol=1e-6)
 
 
-def test_zhang_decode_is_the_annealed_mean_upsampled():
+def test_classification_output_decodes_to_the_annealed_mean_upsampled():
     bins = color.ab_bins()
     logits = np.full((1, 2, 2, len(bins)), -50.0, np.float32)
     logits[..., 7] = 50.0  # certain of bin 7 everywhere
-    ab = zhang_eccv16.decode(logits, (8, 8))
+    ab = outputs.to_target(logits, "classification", (8, 8))
     assert ab.shape == (1, 8, 8, 2)
     np.testing.assert_allclose(ab, np.broadcast_to(bins[7] / 128.0, (1, 8, 8, 2)), atol=1e-5)
 

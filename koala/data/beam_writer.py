@@ -37,6 +37,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from koala import color
 from koala.data import images, schema, sources, writer
+from koala.paths import join
 
 TASKS = "beam-tasks.jsonl"  # under parts/, removed when the build is done
 CHUNKS_DIR = "beam-chunks"  # under parts/: one TFRecord file per task, joined into shards
@@ -133,7 +134,7 @@ class EncodeChunk(beam.DoFn):
         embeddings = (self.embed(np.stack([p.lightness for _, p in examples]))
                       if self.embed and examples else [None] * len(examples))
         # a unique name per attempt: a retried or speculative duplicate never collides
-        path = writer.join(self.chunks_dir, f"{shard}-{task['position']:09d}-{uuid.uuid4().hex}")
+        path = join(self.chunks_dir, f"{shard}-{task['position']:09d}-{uuid.uuid4().hex}")
         with tf.io.TFRecordWriter(path) as records:
             for (item_id, processed), embedding in zip(examples, embeddings):
                 records.write(schema.encode(item_id, processed.lightness, processed.ab,
@@ -213,7 +214,7 @@ class WriteShard(beam.DoFn):
             PriorHistograms().create_accumulator())]
         stats.prior_counts, stats.fine_prior_counts = priors[0]
         stats.examples = sum(examples for _, _, examples in chunks)
-        with tf.io.gfile.GFile(writer.join(self.out_dir, name + ".incomplete"), "wb") as shard:
+        with tf.io.gfile.GFile(join(self.out_dir, name + ".incomplete"), "wb") as shard:
             for _, path, _ in chunks:
                 with tf.io.gfile.GFile(path, "rb") as chunk:
                     shutil.copyfileobj(chunk, shard, COPY_BUFFER)
@@ -223,7 +224,7 @@ class WriteShard(beam.DoFn):
 def run_pipeline(source, out_dir, settings, tasks_path, options):
     """The Beam graph from the task file to written shards and part files."""
     tfds_source = None if isinstance(source, sources.FileSource) else source
-    chunks_dir = writer.join(out_dir, writer.PARTS_DIR, CHUNKS_DIR)
+    chunks_dir = join(out_dir, writer.PARTS_DIR, CHUNKS_DIR)
     tf.io.gfile.makedirs(chunks_dir)
     with beam.Pipeline(options=options) as pipeline:
         encoded = (pipeline
@@ -246,7 +247,7 @@ def build(source, out_dir, settings, beam_options="", processes=0):
     of other settings are refused, as in the local writer.
     """
     out_dir = str(out_dir).rstrip("/")
-    tf.io.gfile.makedirs(writer.join(out_dir, writer.PARTS_DIR))
+    tf.io.gfile.makedirs(join(out_dir, writer.PARTS_DIR))
     if settings.limit:
         source.limit(settings.limit)
     shards = writer.plan(len(source), settings, source.needs_shuffle)
@@ -255,7 +256,7 @@ def build(source, out_dir, settings, beam_options="", processes=0):
                  source.description, len(source), len(shards), len(todo),
                  len(shards) - len(todo))
     if todo:
-        tasks_path = writer.join(out_dir, writer.PARTS_DIR, TASKS)
+        tasks_path = join(out_dir, writer.PARTS_DIR, TASKS)
         write_tasks(source, todo, tasks_path)
         run_pipeline(source, out_dir, settings, tasks_path,
                      pipeline_options(beam_options, processes))

@@ -34,6 +34,7 @@ from absl import logging
 
 from koala import color
 from koala.data import images, schema
+from koala.paths import join
 
 EXAMPLES_PER_SHARD = 1024  # automatic shard count: about 50 MB per shard at 128 px
 PRIOR_SAMPLES_PER_IMAGE = 64  # strided ab samples per image for the prior (0.5M for 8k images)
@@ -197,11 +198,6 @@ class ShardStats:
                 "skipped": self.skipped, "settings": dataclasses.asdict(settings),
                 "prior_counts": np.asarray(self.prior_counts).tolist(),
                 "fine_prior_counts": np.asarray(self.fine_prior_counts).tolist()}
-
-
-def join(directory, *names):
-    """A path under out_dir as a string: tf.io.gfile takes local paths and gs:// alike."""
-    return "/".join([str(directory).rstrip("/"), *names])
 
 
 def _atomic_write_text(path, text):

@@ -44,7 +44,7 @@ def build(input_size=None, embedding_source="input", embedding_dim=1000,
         efficientnet_lite0 offline). Used only when embedding_source="backbone".
       weights: the backbone's weights ("imagenet", a local file, or None for random). With
         "input" the model has no backbone; experiments keep the records' backbone weights
-        under this name (koala.train builds the records and the bundle's backbone with them).
+        under this name (koala.training builds the records and the bundle's backbone with them).
       upsampling: "nearest" as the paper, or "bilinear" (TFLite).
     """
     if embedding_source not in EMBEDDING_SOURCES:

@@ -11,7 +11,6 @@ upsampling of ab to the input size.
 import functools
 
 import keras
-import tensorflow as tf
 from keras import layers
 
 from koala import color
@@ -61,12 +60,3 @@ def build(input_size=None, width=1.0, num_bins=None):
     logits = layers.Conv2D(num_bins, 1, name="ab_logits")(x)
     return keras.Model({"L": luminance}, logits, name="zhang_eccv16")
 
-
-def decode(logits, size, temperature=0.38):
-    """Logits [B, h, w, Q] -> ab [B, H, W, 2] scaled to [-1, 1] at `size` = (H, W).
-
-    Annealed mean per pixel (Zhang eq. 5), then bilinear upsampling: ab varies slowly, so
-    predicting it at 1/4 resolution and interpolating loses little.
-    """
-    ab = color.annealed_mean(logits, temperature=temperature)
-    return color.scale_ab(tf.image.resize(ab, size, method="bilinear"))

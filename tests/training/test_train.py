@@ -20,10 +20,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from koala import bundle, color, train
+from koala import bundle, color
+from koala.training import config as training_config, distribute, loop
+from koala.training import records as training_records
 from koala.data import schema
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 SIZE = 32
 
 # Trains a 2-conv model 3 steps on fixed in-memory data, then writes its weights (.npz).
@@ -32,11 +34,11 @@ SIZE = 32
 STRATEGY_SCRIPT = textwrap.dedent("""
     import sys
     import keras, numpy as np, tensorflow as tf
-    from koala import train
+    from koala.training import config as training_config, distribute, loop
 
     mode, workdir = sys.argv[1], sys.argv[2]
     modes = {"local": ["default", "mirrored:2"], "worker": ["multiworker"]}[mode]
-    strategies = [train.select_strategy(name) for name in modes]  # logical CPUs first
+    strategies = [distribute.select_strategy(name) for name in modes]  # logical CPUs first
 
     rng = np.random.default_rng(0)
     gray = rng.uniform(-1, 1, (64, 16, 16, 1)).astype(np.float32)
@@ -57,14 +59,14 @@ STRATEGY_SCRIPT = textwrap.dedent("""
         return keras.Model(inputs, ab)
 
     for name, strategy in zip(modes, strategies):
-        config = train.load_config("cifar10_unet_regression:tiny")
+        config = training_config.load_config("cifar10_unet_regression:tiny")
         config.model.update(name="two_convs", output_kind="regression")
         config.data.update(size=16, color_space="lab")
         config.train.update(batch_size=8, steps=3)
         config.optimizer.learning_rate = 0.01
         out = f"{workdir}/{name.replace(':', '_')}"
-        train.train(config, out, model=model, dataset_fn=dataset_fn, strategy=strategy)
-        own = train._worker_dir(out, strategy)  # each worker's own bundle
+        loop.train(config, out, model=model, dataset_fn=dataset_fn, strategy=strategy)
+        own = distribute.worker_dir(out, strategy)  # each worker's own bundle
         done = keras.saving.load_model(f"{own}/bundle/model.keras")
         if strategy.cluster_resolver is not None:
             out += f"-task{strategy.cluster_resolver.task_id}"
@@ -233,20 +235,20 @@ def test_two_workers_train_from_koala_records_with_one_val_shard(tmp_path, share
 
 
 def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(tmp_path, records):
-    config = train.load_config("cifar10_unet_regression:tiny")
+    config = training_config.load_config("cifar10_unet_regression:tiny")
     config.data.update(records=str(records), source="", color_space="lab")
     config.train.steps = 10
     config.checkpoint.every_steps = 2
 
     def dataset_fn(split, global_batch, context=None):
-        good = train.make_dataset(config, split, global_batch, context)
+        good = training_records.make_dataset(config, split, global_batch, context)
         if split == "val":
             return good
         poisoned = good.map(lambda features, ab: (features, ab * float("nan")))
         return good.take(5).concatenate(poisoned)
 
-    with pytest.raises(train.NonFiniteLoss, match=r"became nan between steps 5 and 6.*ckpt-4"):
-        train.train(config, tmp_path, dataset_fn=dataset_fn)
+    with pytest.raises(loop.NonFiniteLoss, match=r"became nan between steps 5 and 6.*ckpt-4"):
+        loop.train(config, tmp_path, dataset_fn=dataset_fn)
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-4")
     reader = tf.train.load_checkpoint(str(tmp_path / "checkpoints" / "ckpt-4"))
     saved = [reader.get_tensor(name) for name, _ in tf.train.list_variables(
@@ -264,10 +266,10 @@ FAST_EXPERIMENTS = ["koalarization_lite", "effnet_head_lite", "zhang_eccv16",
 @pytest.mark.parametrize("name", FAST_EXPERIMENTS + [
     pytest.param("effnet_head", marks=pytest.mark.slow)])
 def test_each_experiment_builds_and_trains_two_steps(tmp_path, records, name):
-    config = train.load_config(f"{name}:tiny")
+    config = training_config.load_config(f"{name}:tiny")
     config.data.update(records=str(records), source="")
     config.train.steps = 2
-    summary = train.train(config, tmp_path, strategy=tf.distribute.get_strategy())
+    summary = loop.train(config, tmp_path, strategy=tf.distribute.get_strategy())
     assert summary["step"] == 2 and np.isfinite(summary["train_loss"])
     assert np.isfinite(summary["val"]["loss"]) and "psnr" in summary["val"]
     meta = json.loads((tmp_path / "bundle" / "koala.json").read_text())
@@ -281,44 +283,60 @@ def test_every_shipped_experiment_has_the_sections_and_scale_variants():
     sections = {"data", "model", "loss", "optimizer", "schedule", "train", "eval",
                 "checkpoint", "precision"}
     assert set(FAST_EXPERIMENTS + ["effnet_head", "koalarization", "default"]) == \
-        set(train.experiment_names())
-    for name in train.experiment_names():
+        set(training_config.experiment_names())
+    for name in training_config.experiment_names():
         for variant in ("", ":tpu", ":gpu", ":cpu", ":tiny"):
-            config = train.load_config(name + variant)
+            config = training_config.load_config(name + variant)
             assert sections <= set(config.keys()), name
-    paper = train.load_config("koalarization")
+    paper = training_config.load_config("koalarization")
     assert (paper.optimizer.name, paper.optimizer.learning_rate, paper.train.batch_size) == \
         ("adam", 1e-3, 100)
-    assert train.load_config("koalarization:tpu").precision == "mixed_bfloat16"
-    assert train.load_config("koalarization:gpu").precision == "mixed_float16"
+    assert training_config.load_config("koalarization:tpu").precision == "mixed_bfloat16"
+    assert training_config.load_config("koalarization:gpu").precision == "mixed_float16"
+
+
+def _print_config(*args):
+    return subprocess.run([sys.executable, "-m", "koala.cli", "train", *args, "--print_config"],
+                          env=_env(), capture_output=True, text=True, timeout=120)
 
 
 def test_overrides_parse_as_the_fields_type_and_reject_unknown_fields():
-    config = train.apply_overrides(train.load_config("koalarization"), {
-        "train.batch_size": "64", "optimizer.learning_rate": "3e-4",
-        "train.jit_compile": "true", "precision": "mixed_bfloat16", "train.steps": "1e4"})
-    assert config.train.batch_size == 64 and config.optimizer.learning_rate == 3e-4
-    assert config.train.jit_compile is True and config.precision == "mixed_bfloat16"
-    assert config.train.steps == 10_000
-    with pytest.raises(train.ConfigError, match="train.batchsize"):
-        train.apply_overrides(config, {"train.batchsize": "1"})
-    with pytest.raises(train.ConfigError, match="no section 'trian'"):
-        train.apply_overrides(config, {"trian.steps": "1"})
-    with pytest.raises(train.ConfigError, match="expected a boolean"):
-        train.apply_overrides(config, {"train.jit_compile": "maybe"})
-    with pytest.raises(train.ConfigError, match="unknown experiment"):
-        train.load_config("no_such_experiment")
-    with pytest.raises(train.ConfigError, match="unknown variant"):
-        train.load_config("koalarization:huge")
-    assert train.apply_overrides(train.load_config("koalarization"),
-                                 {"model.kwargs.weights": "None"}).model.kwargs.weights is None
+    """`--config.<path>` flags (ml_collections config_flags) take the field's type; a typo,
+    a wrong type or an unknown experiment/variant is one line and exit 1."""
+    shown = _print_config("--experiment", "koalarization", "--config.train.batch_size=64",
+                          "--config.optimizer.learning_rate=3e-4",
+                          "--config.train.jit_compile=true", "--config.precision=mixed_bfloat16",
+                          "--config.model.kwargs.weights=/tmp/irv2.h5")
+    assert shown.returncode == 0, shown.stderr
+    printed = shown.stdout
+    for line in ("batch_size: 64", "learning_rate: 0.0003", "jit_compile: true",
+                 "precision: mixed_bfloat16", "weights: /tmp/irv2.h5"):
+        assert line in printed, printed
+    for args, expected in [
+            (["--experiment", "koalarization", "--config.train.batchsize=1"], "batchsize"),
+            (["--experiment", "koalarization", "--config.trian.steps=1"], "trian"),
+            (["--experiment", "koalarization", "--config.train.jit_compile=maybe"], "maybe"),
+            (["--experiment", "koalarization", "--config.train.steps=many"], "many"),
+            (["--experiment", "no_such_experiment"], "unknown experiment"),
+            (["--experiment", "koalarization:huge"], "unknown variant")]:
+        result = _print_config(*args)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 1 and len(lines) == 1, (args, result.stderr)
+        assert lines[0].startswith("koala train: ") and expected in lines[0], (args, lines)
+    config = training_config.override(training_config.load_config("koalarization"),
+                                      {"train.steps": 7, "optimizer.learning_rate": 3e-4})
+    assert (config.train.steps, config.optimizer.learning_rate) == (7, 3e-4)
+    with pytest.raises(training_config.ConfigError, match="trian"):
+        training_config.override(config, {"trian.steps": 1})
+    with pytest.raises(training_config.ConfigError):
+        training_config.override(config, {"train.steps": "many"})
 
 
 def test_precision_follows_the_hardware_unless_overridden():
     default = tf.distribute.get_strategy()
-    assert train.precision_policy("auto", default) == "float32"  # this CPU-only machine
-    assert train.precision_policy("mixed_bfloat16", default) == "mixed_bfloat16"
+    assert distribute.precision_policy("auto", default) == "float32"  # this CPU-only machine
+    assert distribute.precision_policy("mixed_bfloat16", default) == "mixed_bfloat16"
     with pytest.raises(ValueError):
-        train.precision_policy("float8", default)
+        distribute.precision_policy("float8", default)
     with pytest.raises(ValueError, match="unknown strategy"):
-        train.select_strategy("horovod")
+        distribute.select_strategy("horovod")

@@ -4,7 +4,7 @@ train -> bundle -> colorize a real photo at its full size -> export (SavedModel 
 
 The cheap experiments run by default at `:tiny`; the paper backbones (Inception-ResNet-v2
 from a weights file saved from a random init, EfficientNet-B7) under `-m slow`. Records are
-built once per module by the experiments themselves (koala.train.ensure_records, 48 photos
+built once per module by the experiments themselves (koala.training.records.ensure_records, 48 photos
 of ../shared/data/photos/train at 32 px), shared by the experiments that declare the same.
 """
 
@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from koala import bundle, colorize, export, image_io, train
+from koala import bundle, colorize, export, image_io
+from koala.training import config as training_config, distribute, loop, records
 
 SAVED_MODEL_CLI = pathlib.Path(sys.executable).parent / "saved_model_cli"
 PHOTO = "benchmark/kodak24/kodim23.png"  # 768 x 512: colorized at its full size
@@ -39,7 +40,7 @@ def workroot(tmp_path_factory):
 
 def tiny_config(name, shared_data):
     """NAME:tiny, 2 steps, with the ../shared/data paths of the experiment made absolute."""
-    config = train.load_config(f"{name}:tiny")
+    config = training_config.load_config(f"{name}:tiny")
     config.train.steps = 2
     shared = str(shared_data)
     if config.data.get("pipeline", "records") == "photo_crops":
@@ -78,7 +79,7 @@ def serve_photo(export_dir, photo, out_dir):
 def run_end_to_end(config, workroot, tmp_path, shared_data, monkeypatch):
     monkeypatch.chdir(workroot)
     keras.backend.clear_session()
-    summary = train.train(config, tmp_path / "run", strategy=tf.distribute.get_strategy())
+    summary = loop.train(config, tmp_path / "run", strategy=tf.distribute.get_strategy())
     assert summary["step"] == config.train.steps and np.isfinite(summary["train_loss"])
     assert np.isfinite(summary["val"]["loss"]) and summary["val"]["psnr"] > 10
 
@@ -121,7 +122,7 @@ def test_koalarization_on_precomputed_embeddings_carries_its_backbone(
     config.data.embedding_backbone = "efficientnet_lite0"
     loaded = run_end_to_end(config, workroot, tmp_path, shared_data, monkeypatch)
     assert config.model.kwargs.embedding_dim == 1280  # read from the records
-    manifest = train.manifest(workroot / config.data.records)
+    manifest = records.manifest(workroot / config.data.records)
     assert manifest["settings"]["embedding"] == "efficientnet_lite0"
     assert loaded.model.get_layer("efficientnet_lite0_embedding").trainable is False
 
@@ -155,7 +156,7 @@ def test_train_bundle_colorize_entirely_on_ram_filesystem(tmp_path, shared_data,
     config = tiny_config("zhang_eccv16", shared_data)
     config.data.records = f"{root}/records"
     keras.backend.clear_session()
-    train.train(config, f"{root}/run", strategy=tf.distribute.get_strategy())
+    loop.train(config, f"{root}/run", strategy=tf.distribute.get_strategy())
     listing = {name.rstrip("/") for name in tf.io.gfile.listdir(f"{root}/run")}
     assert {"checkpoints", "train", "val", "bundle", "metrics.jsonl"} <= listing
     assert tf.io.gfile.glob(f"{root}/records/train-*.tfrecord")

@@ -1,0 +1,17 @@
+"""Paths as strings, the way tf.io.gfile takes them: local paths and gs:// / ram:// URLs alike.
+
+pathlib would turn gs://bucket/x into gs:/bucket/x, so every path a user may give as a URL
+(records, workdirs, bundles, exports) is joined here.
+"""
+
+import os
+import posixpath
+
+
+def is_url(path):
+    return "://" in str(path)
+
+
+def join(base, *names):
+    """`names` under `base`, as a string: "/" for URLs, the OS separator for local paths."""
+    return posixpath.join(str(base), *names) if is_url(base) else os.path.join(str(base), *names)
