@@ -6,7 +6,7 @@ cold: a fresh `koala colorize one.jpg --output DIR` process on a 1280x800 JPEG: 
 and the child's peak RSS (the LiteRT path: no TensorFlow import when the bundle has a
 .tflite; the default model's copy is built into the cache first, once).
 warm: a process that has loaded the model runs the same path as the command
-(colorize.colorize_files: read, colorize, write PNG) on 512x512, 1280x800 and 4000x3000
+(colorizer_lib.colorize_files: read, colorize, write PNG) on 512x512, 1280x800 and 4000x3000
 JPEGs; median of --repeats, with its peak RSS. floor: cv2 decode of the same file plus
 OpenCV's default PNG encode of an output of the same size, timed in the same process;
 `floor_ratio` = warm / floor. png: OpenCV's compression levels and Koala's band encoder
@@ -74,14 +74,14 @@ def floor_seconds(path, repeats):
 
 def worker(path, model, repeats):
     """In a fresh process: warm file -> PNG through the command's own path, and the floor."""
-    from koala import colorize  # noqa: PLC0415
+    from koala.inference import colorizer as colorizer_lib  # noqa: PLC0415
 
-    colorizer = colorize.Colorizer(model)
+    colorizer = colorizer_lib.Colorizer(model)
     with tempfile.TemporaryDirectory() as out:
         pairs = [(pathlib.Path(path), pathlib.Path(out) / "one.png")]
 
         def one():
-            (error,) = [e for _, e in colorize.colorize_files(pairs, colorizer)]
+            (error,) = [e for _, e in colorizer_lib.colorize_files(pairs, colorizer)]
             assert error is None, error
 
         one()  # warm-up: first shape (LiteRT allocation; Keras: eager, then graph)
@@ -124,15 +124,16 @@ def parity(model, count):
     """LiteRT vs Keras on `count` benchmark photos: largest 8-bit level difference."""
     import numpy as np  # noqa: PLC0415
 
-    from koala import colorize, image_io  # noqa: PLC0415
+    from koala import image_io  # noqa: PLC0415
+    from koala.inference import colorizer as colorizer_lib  # noqa: PLC0415
 
     photos = sorted(p for p in BENCHMARK.rglob("*") if p.suffix in (".png", ".jpg"))[:count]
-    lite, keras = colorize.Colorizer(model), colorize.Colorizer(model, engine="keras")
+    lite, keras = colorizer_lib.Colorizer(model), colorizer_lib.Colorizer(model, engine="keras")
     worst, above_one = 0, 0
     for photo in photos:
         image = image_io.read_image(photo)
-        difference = np.abs(colorize.colorize(image, lite).astype(np.int16)
-                            - colorize.colorize(image, keras)).max()
+        difference = np.abs(colorizer_lib.colorize(image, lite).astype(np.int16)
+                            - colorizer_lib.colorize(image, keras)).max()
         worst, above_one = max(worst, int(difference)), above_one + int(difference > 1)
     return {"photos": len(photos), "engines": [lite.runtime.engine, keras.runtime.engine],
             "max_level_diff": worst, "photos_above_1_level": above_one}
@@ -160,9 +161,9 @@ def main():
     if args.worker:
         print(json.dumps(worker(args.worker, args.model, args.repeats)))
         return
-    from koala import colorize  # noqa: PLC0415
+    from koala.inference import colorizer as colorizer_lib  # noqa: PLC0415
 
-    colorize.Colorizer(args.model)  # the default model's LiteRT copy: built once, cached
+    colorizer_lib.Colorizer(args.model)  # the default model's LiteRT copy: built once, cached
     figures = {"benchmark": "colorize", "model": args.model, "cpus": os.cpu_count(),
                "load_average_1min": round(os.getloadavg()[0], 2)}  # others sharing the CPUs
     with tempfile.TemporaryDirectory() as scratch:

@@ -16,7 +16,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from koala import losses, models  # noqa: E402
+from koala import models  # noqa: E402
+from koala.training import losses  # noqa: E402
 
 # label -> (registered name, config)
 CONFIGS = {

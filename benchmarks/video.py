@@ -3,8 +3,8 @@
   python benchmarks/video.py [--model default] [--photos 4] [--frames 16]
 
 Each clip pans (8 photo px a frame) and zooms (1.5% a frame) over a real Kodak photo
-(koala.video.pan_zoom_clip); the colorizer gets its gray version with film grain, the true
-colours are kept. For each of per-frame colorization, the consistent path (Farneback flow)
+(koala.inference.video.pan_zoom_clip); the colorizer gets its gray version with film grain,
+the true colours are kept. For each of per-frame colorization, the consistent path (Farneback flow)
 and the same smoother with zero flow, it reports the motion-compensated flicker (mean |ab -
 previous ab warped along the TRUE flow|, Lab units) and the mean ab distance to the truth,
 averaged over the clips; `*_ratio` figures are against per-frame in the same run.
@@ -32,8 +32,8 @@ def main():
     parser.add_argument("--photos", type=int, default=4)
     parser.add_argument("--frames", type=int, default=16)
     args = parser.parse_args()
-    from koala import video  # noqa: PLC0415
-    from koala.colorize import Colorizer  # noqa: PLC0415
+    from koala.inference import video  # noqa: PLC0415
+    from koala.inference.colorizer import Colorizer  # noqa: PLC0415
 
     paths = sorted(KODAK.glob("*.png"))
     if not paths:

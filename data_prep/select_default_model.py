@@ -27,7 +27,8 @@ import numpy as np
 import tensorflow as tf
 
 from koala import bundle as bundle_lib
-from koala import color, image_io, metrics, photo, vividness
+from koala import color, image_io, photo, vividness
+from koala.evaluation import metrics
 from koala.models import effnet_unet
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -30,7 +30,8 @@ def packaged_photos():
 
 
 def measure(prediction, truth):
-    from koala import color, metrics
+    from koala import color
+    from koala.evaluation import metrics
 
     return {"psnr": metrics.psnr(prediction / 255.0, truth / 255.0),
             "auc": metrics.auc(color.rgb_to_lab_cv2(prediction)[..., 1:],
@@ -62,12 +63,13 @@ def main(argv=None):
     parser.add_argument("--output", default="demo", help="folder for grid.png, metrics.md, photos")
     parser.add_argument("--model", default="default", help="model name or bundle path")
     args = parser.parse_args(argv)
-    from koala import colorize, image_io
+    from koala import image_io
+    from koala.inference import colorizer as colorizer_lib
 
     output = pathlib.Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    colorizer = colorize.Colorizer(args.model)
+    colorizer = colorizer_lib.Colorizer(args.model)
     rows, table = [], []
     for name, truth in packaged_photos().items():
         gray = gray_version(truth)

@@ -34,8 +34,9 @@ import tensorflow as tf
 from absl import logging
 
 import koala
-from koala import color, colorize, image_io, vividness
+from koala import color, image_io, vividness
 from koala import photo as photo_lib
+from koala.inference import colorizer as colorizer_lib
 from koala.inference import runtime
 
 IMAGE_INPUT = "image_bytes"  # TF Serving's REST API base64-decodes inputs ending in _bytes
@@ -237,7 +238,7 @@ def serving_functions(bundle, max_pixels=image_io.DEFAULT_MAX_PIXELS):
     (tf.map_fn); the model runs once per image at its working shape. The working size,
     stride and fit come from koala.colorize.Colorizer, so served and local results agree.
     """
-    colorizer = colorize.Colorizer(bundle)
+    colorizer = colorizer_lib.Colorizer(bundle)
 
     def colorize_bytes(image_bytes, vividness=None):
         png = tf.map_fn(
@@ -433,7 +434,7 @@ def tflite_parity(bundle, model_bytes, photo_paths):
     max/mean_ab_diff: |ab| in Lab units at the working shape; max_level_diff: the largest
     difference of the full-resolution 8-bit colorizations, what a person would see.
     """
-    keras_colorizer, lite = colorize.Colorizer(bundle), runtime.LiteRTRuntime(model_bytes)
+    keras_colorizer, lite = colorizer_lib.Colorizer(bundle), runtime.LiteRTRuntime(model_bytes)
     ab_diffs, level_diff = [], 0
     for path in photo_paths:
         photo = photo_lib.split(image_io.read_image(path))

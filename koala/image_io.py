@@ -14,7 +14,9 @@ same rules hold everywhere:
 Only numpy, OpenCV and Pillow are imported: a TensorFlow-free runtime can use this module.
 """
 
+import glob
 import io
+import os
 import pathlib
 import warnings
 
@@ -256,3 +258,54 @@ def write_image(path, image):
     if not ok:
         raise OSError(f"{path}: OpenCV could not encode {path.suffix}")
     encoded.tofile(path)
+
+
+# --------------------------------------------------------------------------- many files
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv"})
+
+
+def find_inputs(inputs, suffixes=IMAGE_SUFFIXES | VIDEO_SUFFIXES):
+    """Files, folders (searched recursively) and globs -> ([(root, path)], [unmatched input]).
+
+    `root` is the folder an item was found under (its output keeps the relative tree), or
+    the file's own folder.
+    """
+    found, unmatched = [], []
+    for item in map(str, inputs):
+        path = pathlib.Path(item)
+        if path.is_dir():  # non-folders are kept so that the reader names broken links
+            found += [(path, p) for p in sorted(path.rglob("*"))
+                      if not p.is_dir() and p.suffix.lower() in suffixes]
+        elif path.is_file():
+            found.append((path.parent, path))
+        else:
+            matches = [pathlib.Path(m) for m in sorted(glob.glob(item, recursive=True))]
+            found += [(m.parent, m) for m in matches if not m.is_dir()]
+            if not matches:
+                unmatched.append(item)
+    return found, unmatched
+
+
+def plan_outputs(found, output_dir, extension=".png", overwrite=False):
+    """[(root, path)] -> [(path, target)]: one distinct target each, never an input.
+
+    Images get `extension`, videos keep theirs. A target that already exists (or that two
+    inputs would share) gets a "-1", "-2"... suffix unless `overwrite`; an input file is
+    never a target, whatever `overwrite` says.
+    """
+    output_dir = pathlib.Path(output_dir)
+    inputs = {os.path.realpath(path) for _, path in found}  # realpath survives symlink loops
+    taken = set()
+    pairs = []
+    for root, path in found:
+        suffix = path.suffix if path.suffix.lower() in VIDEO_SUFFIXES else extension
+        target = (output_dir / path.relative_to(root)).with_suffix(suffix)
+        candidate, counter = target, 0
+        while (os.path.realpath(candidate) in inputs or os.path.realpath(candidate) in taken
+               or (candidate.exists() and not overwrite)):
+            counter += 1
+            candidate = target.with_name(f"{target.stem}-{counter}{target.suffix}")
+        taken.add(os.path.realpath(candidate))
+        pairs.append((path, candidate))
+    return pairs

@@ -24,10 +24,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from koala import color, metrics, photo
+from koala import color, photo
 from koala import image_io
 from koala.image_io import IMAGE_SUFFIXES
 from koala import report_format as fmt
+from koala.evaluation import judge, metrics
 from koala.models import outputs as model_outputs_lib
 from koala.training import builders, loop, records as training_records
 from koala.training import config as training_config
@@ -478,10 +479,10 @@ def section_003(context):
     The model is section 000's plain-MSE run (so section 000 runs first).
     """
     from koala import bundle as bundle_lib  # noqa: PLC0415
-    from koala import colorize as colorize_lib  # noqa: PLC0415
+    from koala.inference import colorizer as colorizer_lib  # noqa: PLC0415
 
     bundle = bundle_lib.load(context.workdir / "runs" / "000_mse")
-    colorizer = colorize_lib.Colorizer(bundle)
+    colorizer = colorizer_lib.Colorizer(bundle)
     methods = {"model alone": [], "guided by a similar photo": [],
                "guided by the true photo (bound)": []}
     scores = {m: {"raw_accuracy": [], "auc": [], "colorfulness": []} for m in methods}
@@ -494,7 +495,7 @@ def section_003(context):
                           "guided by the true photo (bound)": truth}
             true_ab = color.rgb_to_lab_cv2(truth)[..., 1:]
             for method, reference in references.items():
-                rgb = colorize_lib.colorize(truth, colorizer, reference=reference)
+                rgb = colorizer_lib.colorize(truth, colorizer, reference=reference)
                 ab = color.rgb_to_lab_cv2(rgb)[..., 1:]
                 scores[method]["raw_accuracy"].append(
                     metrics.raw_accuracy(ab, true_ab, ACCURACY_THRESHOLD))
@@ -518,7 +519,7 @@ def section_003(context):
         f"- Photos: {count} from photos/val ({context.budget.reference_per_folder} per class "
         f"folder, first {context.budget.reference_folders} folders), at full resolution.",
         "- Model: the plain-MSE EfficientNet head of section 000 (same run).",
-        "- Guidance (koala.reference, after Welsh et al. 2002): colours transferred from the "
+        "- Guidance (koala.inference.reference, after Welsh et al. 2002): colours transferred from the "
         "reference by luminance + neighbourhood statistics matching, blended with the model's "
         "ab by match quality. Similar photo = the next photo of the same class folder.",
         f"- Raw accuracy: % of pixels whose ab lies within {ACCURACY_THRESHOLD:g} of the "
@@ -545,8 +546,6 @@ def run(output, budget="cpu", workdir="runs/report", data="../shared/data", reus
 
     Returns the list of Sections (for tests and callers that want the numbers).
     """
-    from koala import evaluate  # noqa: PLC0415 (the offline ImageNet classifier)
-
     started = time.perf_counter()
     budget = BUDGETS[budget]
     output = pathlib.Path(output)
@@ -555,7 +554,7 @@ def run(output, budget="cpu", workdir="runs/report", data="../shared/data", reus
     context = Context(budget, pathlib.Path(data), pathlib.Path(workdir) / budget.name,
                       figures, figures.name, reuse_runs)
     context.workdir.mkdir(parents=True, exist_ok=True)
-    classify, skipped = evaluate.classifier_or_reason()
+    classify, skipped = judge.classifier_or_reason()
     if classify is None:
         raise RuntimeError(f"semantic interpretability needs the classifier: {skipped}")
     records_started = time.perf_counter()

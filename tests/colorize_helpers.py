@@ -30,7 +30,7 @@ def fit_on_photos(model, photos, size=64, epochs=30):
     """A few quick epochs of plain MSE on (L, ab) of real photos resized to size x size."""
     import cv2
 
-    from koala.colorize import read_image
+    from koala.inference.colorizer import read_image
 
     rgb = [cv2.resize(read_image(p)[..., :3], (size, size), interpolation=cv2.INTER_AREA)
            for p in photos]
@@ -58,6 +58,6 @@ def tiny_bundle(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_colorizer(tiny_bundle):
-    from koala.colorize import Colorizer
+    from koala.inference.colorizer import Colorizer
 
     return Colorizer(str(tiny_bundle))

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from koala import bundle, color, colorize, demo, metrics, photo, vividness
+from koala import bundle, color, demo, photo, vividness
+from koala.inference import colorizer as colorizer_lib
+from koala.evaluation import metrics
 from koala.models import effnet_unet
 
 SIZE = 64
@@ -96,7 +98,7 @@ def _shipped():
 
 
 def test_shipped_default_beats_gray_on_the_packaged_photos():
-    colorizer = colorize.Colorizer(_shipped())
+    colorizer = colorizer_lib.Colorizer(_shipped())
     gains, ratios = [], []
     for truth in demo.packaged_photos().values():
         gray = photo.gray_version(truth)

@@ -19,7 +19,8 @@ import pytest
 import tensorflow as tf
 
 from koala import bundle as koala_bundle
-from koala import color, colorize, export, photo
+from koala import color, export, photo
+from koala.inference import colorizer as colorizer_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SAVED_MODEL_CLI = pathlib.Path(sys.executable).parent / "saved_model_cli"
@@ -79,7 +80,7 @@ def served(exported):
 
 def reference_colorize(bundle, encoded):
     """koala.colorize's result for the same bytes (OpenCV decoding, NumPy recombination)."""
-    return colorize.colorize(decode_png_or_jpeg(encoded), model=bundle)
+    return colorizer_lib.colorize(decode_png_or_jpeg(encoded), model=bundle)
 
 
 def decode_png(data):

@@ -141,23 +141,23 @@ def test_colorize_command_table(tmp_path, bomb, tiny_bundle):  # noqa: F811
 
 
 def test_colorize_function_table(corpus, tiny_colorizer):  # noqa: F811
-    from koala import colorize  # noqa: PLC0415
+    from koala.inference import colorizer as colorizer_lib  # noqa: PLC0415
 
     folder, entries = corpus
     for name, outcome in expected_outcomes(entries).items():
         if outcome == "ok":
-            output = colorize.colorize(folder / name, tiny_colorizer, keep_color=True)
+            output = colorizer_lib.colorize(folder / name, tiny_colorizer, keep_color=True)
             assert output.shape[:2] == entries[name].expected.shape[:2], name
         else:
             with pytest.raises(image_io.UnreadableImage) as refused:
-                colorize.colorize(folder / name, tiny_colorizer)
+                colorizer_lib.colorize(folder / name, tiny_colorizer)
             assert_error(str(refused.value), folder / name, outcome.removeprefix("error: "))
 
 
 # --------------------------------------------------------------------------- evaluate
 
 def test_evaluate_table(corpus, tiny_bundle, tmp_path):  # noqa: F811
-    from koala import evaluate  # noqa: PLC0415
+    from koala.evaluation import evaluate  # noqa: PLC0415
 
     folder, entries = corpus
     expected = expected_outcomes(entries)

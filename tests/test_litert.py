@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from colorize_helpers import save_tiny_bundle
 
-from koala import colorize, image_io, vividness
+from koala import image_io, vividness
+from koala.inference import colorizer as colorizer_lib
 from koala import photo as photo_lib
 from koala.inference import png, runtime
 
@@ -70,13 +71,13 @@ print(json.dumps({{"shape": out.shape, "tensorflow": "tensorflow" in sys.modules
 
 def test_litert_and_keras_agree_on_photos_of_any_shape(lite_bundle):
     path, _, photos = lite_bundle
-    lite, keras = colorize.Colorizer(path), colorize.Colorizer(path, engine="keras")
+    lite, keras = colorizer_lib.Colorizer(path), colorizer_lib.Colorizer(path, engine="keras")
     assert (lite.runtime.engine, keras.runtime.engine) == ("LiteRT", "Keras")
     for photo in photos[:6]:
         image = image_io.read_image(photo)
         for crop in (image, image[: image.shape[0] // 2 + 7, 3:]):  # new shapes: resized
-            difference = np.abs(colorize.colorize(crop, lite).astype(int)
-                                - colorize.colorize(crop, keras))
+            difference = np.abs(colorizer_lib.colorize(crop, lite).astype(int)
+                                - colorizer_lib.colorize(crop, keras))
             assert difference.max() <= 1, photo
 
 
@@ -85,15 +86,15 @@ def test_retrained_bundle_runs_keras_until_exported_again(tmp_path, sample_photo
 
     path = save_tiny_bundle(tmp_path / "b", sample_photos(8))
     export.add_tflite_to_bundle(bundle.load(path), parity_photos=sample_photos(1))
-    assert colorize.Colorizer(path).runtime.engine == "LiteRT"
+    assert colorizer_lib.Colorizer(path).runtime.engine == "LiteRT"
     retrained = bundle.load(path)
     retrained.model.get_layer("ab").bias.assign([-0.3, 0.2])
     bundle.save(path, retrained.model, retrained.meta)  # model.keras changes, .tflite stays
     with caplog.at_level("INFO", logger="absl"):  # whatever verbosity an earlier test left
-        assert colorize.Colorizer(path).runtime.engine == "Keras"
+        assert colorizer_lib.Colorizer(path).runtime.engine == "Keras"
     assert "Keras/TensorFlow" in caplog.text and "koala export --tflite" in caplog.text
     export.add_tflite_to_bundle(bundle.load(path), parity_photos=sample_photos(1))
-    assert colorize.Colorizer(path).runtime.engine == "LiteRT"
+    assert colorizer_lib.Colorizer(path).runtime.engine == "LiteRT"
 
 
 def vivid_tiny_bundle(directory):
@@ -124,7 +125,7 @@ def test_litert_carries_the_vividness_control(tmp_path, sample_photos):
 
     path = vivid_tiny_bundle(tmp_path / "vivid")
     export.add_tflite_to_bundle(bundle.load(path), parity_photos=sample_photos(2))
-    lite, keras = colorize.Colorizer(path), colorize.Colorizer(path, engine="keras")
+    lite, keras = colorizer_lib.Colorizer(path), colorizer_lib.Colorizer(path, engine="keras")
     assert lite.runtime.engine == "LiteRT"
     photo = photo_lib.split(image_io.read_image(sample_photos(1)[0]))
     small = lite.small_lightness(photo.lightness)[0][None, ..., None]
@@ -138,21 +139,21 @@ def test_litert_carries_the_vividness_control(tmp_path, sample_photos):
 def test_litert_engine_without_a_tflite_names_the_fix(tmp_path):
     path = save_tiny_bundle(tmp_path / "plain")
     with pytest.raises(FileNotFoundError, match="koala export --tflite"):
-        colorize.Colorizer(path, engine="litert")
+        colorizer_lib.Colorizer(path, engine="litert")
 
 
 def test_default_model_litert_matches_keras_on_benchmark_photos(shared_data, tmp_path,
                                                                  monkeypatch):
     """The shipped model, converted once into a fresh cache, vs Keras within 1 level."""
     monkeypatch.setenv("KOALA_CACHE", str(tmp_path / "cache"))
-    lite = colorize.Colorizer("default")
+    lite = colorizer_lib.Colorizer("default")
     assert lite.runtime.engine == "LiteRT"
     assert list((tmp_path / "cache" / "tflite").glob("*.tflite"))
-    keras = colorize.Colorizer("default", engine="keras")
+    keras = colorizer_lib.Colorizer("default", engine="keras")
     for name in BENCHMARK_PHOTOS:
         image = image_io.read_image(shared_data / "benchmark" / name)
-        difference = np.abs(colorize.colorize(image, lite).astype(int)
-                            - colorize.colorize(image, keras))
+        difference = np.abs(colorizer_lib.colorize(image, lite).astype(int)
+                            - colorizer_lib.colorize(image, keras))
         assert difference.max() <= 1, name
 
 
@@ -174,7 +175,7 @@ def test_band_png_encoder_round_trips(shape, dtype, tmp_path, monkeypatch):
 
 def test_band_png_encoder_writes_a_real_colorized_photo(lite_bundle, tmp_path):
     path, _, photos = lite_bundle
-    out = colorize.colorize(photos[2], model=path)
+    out = colorizer_lib.colorize(photos[2], model=path)
     png.write(tmp_path / "c.png", out)
     assert np.array_equal(image_io.read_image(tmp_path / "c.png"), out)
     with pytest.raises(ValueError, match="cannot write a PNG"):

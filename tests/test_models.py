@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from koala import color, losses, models
+from koala import color, models
+from koala.training import losses
 from koala.models import outputs, unet
 
 # Small but complete variants: every layer of the paper's model, fewer channels, random

@@ -128,7 +128,7 @@ def test_model_colorizes_gray_versions_once_into_the_cache(tmp_path, monkeypatch
         seen.append((model, np.ptp(rgb.astype(int), axis=-1).max()))
         return np.full_like(rgb, 77)
 
-    monkeypatch.setitem(sys.modules, "koala.colorize",
+    monkeypatch.setitem(sys.modules, "koala.inference.colorizer",
                         types.SimpleNamespace(colorize=fake_colorize))
     cache = tmp_path / "cache"
     assert study_catalog.colorize_folder(real, cache, "tiny") == 2

@@ -108,7 +108,7 @@ def _default_vividness(colorizer):
 
 def create_app(colorizer, max_bytes=DEFAULT_MAX_BYTES, max_pixels=DEFAULT_MAX_PIXELS,
                **options):
-    """The app around a loaded koala.colorize.Colorizer; `options` go to every colorize call
+    """The app around a loaded koala.inference.colorizer.Colorizer; `options` go to every call
     (per-request REQUEST_OPTIONS override them)."""
     app = FastAPI(title="Koala", docs_url=None, redoc_url=None, openapi_url=None)
     page = (_static("index.html").replace("{{max_bytes}}", str(max_bytes))

@@ -29,12 +29,12 @@ def main(argv):
         raise UserError(f"unexpected arguments: {argv[1:]}")
     import uvicorn  # noqa: PLC0415 (heavy imports only once the flags are valid)
 
-    from koala import colorize
+    from koala.inference import colorizer as colorizer_lib
     from koala.app.server import DEFAULT_MAX_PIXELS, create_app, is_loopback
 
     max_pixels = FLAGS.max_pixels or (int(FLAGS.max_megapixels * 1e6) if FLAGS.max_megapixels
                                       else DEFAULT_MAX_PIXELS)
-    colorizer = colorize.Colorizer(FLAGS.model)  # a missing model: one line (koala.errors)
+    colorizer = colorizer_lib.Colorizer(FLAGS.model)  # a missing model: one line (koala.errors)
     if not is_loopback(FLAGS.host):
         logging.warning("binding %s: the app is reachable from other machines", FLAGS.host)
     web_app = create_app(colorizer, max_bytes=FLAGS.max_upload_mb << 20, max_pixels=max_pixels)

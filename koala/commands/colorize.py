@@ -39,28 +39,29 @@ def main(argv):
         raise UserError("give at least one INPUT (file, folder, glob or video)")
     from tqdm import tqdm  # noqa: PLC0415 (heavy imports only once the flags are valid)
 
-    from koala import colorize, video
+    from koala.inference import colorizer as colorizer_lib
+    from koala.inference import video
 
-    found, unmatched = colorize.find_inputs(inputs)
+    found, unmatched = image_io.find_inputs(inputs)
     if not found:  # before the model loads: nothing it could do
         raise UserError("; ".join(f"{item}: no such file, folder or matching glob"
                                   for item in unmatched) or
                         f"no images or videos in {', '.join(inputs)}")
     failures = {item: f"{item}: no such file, folder or matching glob" for item in unmatched}
-    pairs = colorize.plan_outputs(found, FLAGS.output, "." + FLAGS.format, FLAGS.overwrite)
+    pairs = image_io.plan_outputs(found, FLAGS.output, "." + FLAGS.format, FLAGS.overwrite)
     try:  # the cheap check before the model loads
         reference = (image_io.read_image(FLAGS.reference, FLAGS.max_pixels)
                      if FLAGS.reference else None)
     except image_io.UnreadableImage as error:
         raise UserError(f"--reference {error}") from None
-    colorizer = colorize.Colorizer(FLAGS.model, FLAGS.size)  # missing: one line (koala.errors)
+    colorizer = colorizer_lib.Colorizer(FLAGS.model, FLAGS.size)  # missing: one line (koala.errors)
     options = {"keep_color": FLAGS.keep_color, "reference": reference,
                "vividness": FLAGS.vividness}
-    images = [(s, t) for s, t in pairs if s.suffix.lower() not in colorize.VIDEO_SUFFIXES]
-    videos = [(s, t) for s, t in pairs if s.suffix.lower() in colorize.VIDEO_SUFFIXES]
+    images = [(s, t) for s, t in pairs if s.suffix.lower() not in image_io.VIDEO_SUFFIXES]
+    videos = [(s, t) for s, t in pairs if s.suffix.lower() in image_io.VIDEO_SUFFIXES]
     start = time.perf_counter()
     with tqdm(total=len(images), unit="img", desc="colorize") as bar:
-        for source, error in colorize.colorize_files(images, colorizer, FLAGS.batch_size,
+        for source, error in colorizer_lib.colorize_files(images, colorizer, FLAGS.batch_size,
                                                        FLAGS.max_pixels, **options):
             if error:
                 failures[str(source)] = error
@@ -77,7 +78,7 @@ def main(argv):
                          "per-frame %.3f, consistent %.3f", source, target, stats["frames"],
                          stats["flicker_per_frame"], stats["flicker_consistent"])
         except (OSError, image_io.UnreadableImage) as error:
-            failures[str(source)] = str(error)  # names the file (koala.video)
+            failures[str(source)] = str(error)  # names the file (koala.inference.video)
     done = len(pairs) - sum(1 for s, _ in pairs if str(s) in failures)
     logging.info("%d of %d inputs colorized into %s in %.1f s", done,
                  len(pairs) + len(unmatched), FLAGS.output, time.perf_counter() - start)

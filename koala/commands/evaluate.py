@@ -36,7 +36,7 @@ def main(argv):
         raise UserError(f"unexpected arguments: {argv[1:]} (photos go in --input)")
     from tqdm import tqdm  # noqa: PLC0415
 
-    from koala import evaluate
+    from koala.evaluation import evaluate
 
     try:
         with tqdm(unit="img", desc="evaluate", delay=0.5) as bar:  # no bar before a photo

@@ -1,1 +1,2 @@
-"""Running a bundle's model: LiteRT (no TensorFlow) or Keras, behind one interface."""
+"""Colorizing photos and videos with a bundle: the Colorizer (LiteRT or Keras runtime), video,
+reference guidance."""

@@ -5,7 +5,7 @@ A U-Net (Ronneberger et al. 2015) in the lightweight form of ColorUNet (Billaut 
 concatenations. Two heads as the seed compares them:
   - "regression": 2 channels, tanh, scaled chrominance (U, V or a, b) in [-1, 1], MSE;
   - "classification": 20 bins per channel, logits [B, H, W, 2, 20], cross-entropy per
-    channel (koala.losses.binned_cross_entropy). `to_bins` / `from_bins` convert.
+    channel (koala.training.losses.binned_cross_entropy). `to_bins` / `from_bins` convert.
 The seed predicts YUV; the model only sees scaled channels, so a and b work the same.
 """
 

@@ -140,7 +140,7 @@ def colorize_folder(real_dir, cache_dir, model, vividness=None):
     """
     import cv2
 
-    from koala.colorize import colorize  # imported late: it loads TensorFlow and the model
+    from koala.inference.colorizer import colorize  # late: it loads TensorFlow and the model
 
     cache_dir = pathlib.Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)

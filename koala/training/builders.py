@@ -3,7 +3,8 @@
 import keras
 from absl import logging
 
-from koala import bundle, losses
+from koala import bundle
+from koala.training import losses
 from koala.training import records as records_lib
 from koala.training.config import ConfigError
 

@@ -3,7 +3,8 @@
 import numpy as np
 import tensorflow as tf
 
-from koala import color, metrics
+from koala import color
+from koala.evaluation import metrics
 
 
 def quality_metrics(gray, truth, prediction, color_space):

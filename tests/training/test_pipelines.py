@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from koala import bundle, colorize, export, image_io
+from koala import bundle, export, image_io
+from koala.inference import colorizer as colorizer_lib
 from koala.training import config as training_config, distribute, loop, records
 
 SAVED_MODEL_CLI = pathlib.Path(sys.executable).parent / "saved_model_cli"
@@ -87,7 +88,7 @@ def run_end_to_end(config, workroot, tmp_path, shared_data, monkeypatch):
     assert [t.name.split(":")[0] for t in loaded.model.inputs] == ["L"]  # the photo alone
     photo = shared_data / PHOTO
     original = image_io.read_image(photo)
-    colorized = colorize.colorize(original, model=loaded)
+    colorized = colorizer_lib.colorize(original, model=loaded)
     assert colorized.shape == original.shape  # full size
     assert np.isfinite(colorized).all() and np.ptp(colorized.astype(int), axis=-1).max() > 0
 
@@ -99,9 +100,9 @@ def run_end_to_end(config, workroot, tmp_path, shared_data, monkeypatch):
 
     figures = export.add_tflite_to_bundle(loaded, parity_photos=[photo])  # koala export --tflite
     assert figures["parity_vs_keras"]["max_level_diff"] <= 2
-    lite = colorize.Colorizer(loaded.path)
+    lite = colorizer_lib.Colorizer(loaded.path)
     assert lite.runtime.engine == "LiteRT"
-    assert np.abs(colorize.colorize(original, model=lite).astype(int)
+    assert np.abs(colorizer_lib.colorize(original, model=lite).astype(int)
                   - colorized.astype(int)).max() <= 2
     return loaded
 
@@ -165,7 +166,7 @@ def test_train_bundle_colorize_entirely_on_ram_filesystem(tmp_path, shared_data,
     photo_bytes = (shared_data / PHOTO).read_bytes()
     tf.io.gfile.GFile(f"{root}/photo.png", "wb").write(photo_bytes)
     original = image_io.decode(tf.io.gfile.GFile(f"{root}/photo.png", "rb").read())
-    colorized = colorize.colorize(original, model=loaded)
+    colorized = colorizer_lib.colorize(original, model=loaded)
     assert colorized.shape == original.shape
 
 

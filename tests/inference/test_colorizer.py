@@ -12,7 +12,9 @@ from colorize_helpers import tiny_bundle, tiny_colorizer  # noqa: F401 (fixtures
 from PIL import Image
 from skimage import color as skcolor
 
-from koala import colorize, image_io, metrics, photo
+from koala import image_io, photo
+from koala.inference import colorizer as colorizer_lib
+from koala.evaluation import metrics
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -31,7 +33,7 @@ def textured(shape, seed=0, dtype=np.uint8):
 @pytest.mark.parametrize("shape", [(7, 1001), (1001, 5), (1, 1), (33, 65, 3), (2, 3000, 3)])
 def test_output_keeps_the_input_lightness(tiny_colorizer, shape):  # noqa: F811
     image = textured(shape)
-    out = colorize.colorize(image, tiny_colorizer)
+    out = colorizer_lib.colorize(image, tiny_colorizer)
     assert out.shape == shape[:2] + (3,) and out.dtype == np.uint8
     expected = skcolor.rgb2lab(np.dstack([image] * 3) / 255.0 if image.ndim == 2
                                else image / 255.0)[..., 0]
@@ -49,7 +51,7 @@ def test_saturated_predictions_are_pulled_into_gamut_without_changing_lightness(
 
 def test_sixteen_bit_input_gives_sixteen_bit_output(tiny_colorizer):  # noqa: F811
     image = textured((21, 17), dtype=np.uint16)
-    out = colorize.colorize(image, tiny_colorizer)
+    out = colorizer_lib.colorize(image, tiny_colorizer)
     assert out.dtype == np.uint16
     expected = skcolor.rgb2lab(np.dstack([image] * 3) / 65535.0)[..., 0]
     assert np.abs(lightness_of_output(out) - expected).max() < 0.01
@@ -57,7 +59,7 @@ def test_sixteen_bit_input_gives_sixteen_bit_output(tiny_colorizer):  # noqa: F8
 
 def test_alpha_is_kept(tiny_colorizer, tmp_path):  # noqa: F811
     rgba = np.dstack([textured((20, 30, 3)), textured((20, 30), seed=1)])
-    out = colorize.colorize(rgba, tiny_colorizer)
+    out = colorizer_lib.colorize(rgba, tiny_colorizer)
     assert out.shape == (20, 30, 4) and np.array_equal(out[..., 3], rgba[..., 3])
     image_io.write_image(tmp_path / "a.png", out)
     assert np.array_equal(image_io.read_image(tmp_path / "a.png"), out)
@@ -80,9 +82,9 @@ def test_exif_orientation_is_honoured(tmp_path):
 def test_keep_color_leaves_colour_photos_alone(tiny_colorizer):  # noqa: F811
     photo = np.zeros((16, 16, 3), np.uint8)
     photo[..., 0] = 200  # clearly red
-    assert np.array_equal(colorize.colorize(photo, tiny_colorizer, keep_color=True), photo)
+    assert np.array_equal(colorizer_lib.colorize(photo, tiny_colorizer, keep_color=True), photo)
     gray = np.dstack([textured((16, 16))] * 3)
-    assert not np.array_equal(colorize.colorize(gray, tiny_colorizer, keep_color=True), gray)
+    assert not np.array_equal(colorizer_lib.colorize(gray, tiny_colorizer, keep_color=True), gray)
 
 
 def test_working_shape_keeps_aspect_and_stride():
@@ -96,10 +98,10 @@ def test_plan_outputs_never_targets_an_input_or_clobbers(tmp_path):
     (tmp_path / "a.png").write_bytes(b"x")
     (tmp_path / "b.jpg").write_bytes(b"x")
     (tmp_path / "b.png").write_bytes(b"old output")
-    found, unmatched = colorize.find_inputs([tmp_path, tmp_path / "missing*.jpg"])
+    found, unmatched = image_io.find_inputs([tmp_path, tmp_path / "missing*.jpg"])
     assert unmatched == [str(tmp_path / "missing*.jpg")]
     for overwrite in (False, True):
-        pairs = dict(colorize.plan_outputs(found, tmp_path, ".png", overwrite))
+        pairs = dict(image_io.plan_outputs(found, tmp_path, ".png", overwrite))
         inputs = {tmp_path / "a.png", tmp_path / "b.jpg", tmp_path / "b.png"}
         assert not inputs & set(pairs.values())
         assert len(set(pairs.values())) == len(pairs)
@@ -116,8 +118,8 @@ def test_reference_from_the_true_photo_raises_raw_accuracy(tiny_colorizer):  # n
         ab = cv2.cvtColor(out.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)[..., 1:]
         return metrics.raw_accuracy(ab, true_ab, 20.0), metrics.auc(ab, true_ab)
 
-    alone = scores(colorize.colorize(truth, tiny_colorizer))
-    guided = scores(colorize.colorize(truth, tiny_colorizer, reference=truth))
+    alone = scores(colorizer_lib.colorize(truth, tiny_colorizer))
+    guided = scores(colorizer_lib.colorize(truth, tiny_colorizer, reference=truth))
     # the blend keeps up to 20% of the (badly biased) model, so not 100%; measured 8 -> 51
     assert guided[0] > alone[0] + 20 and guided[1] > alone[1] + 10
 
@@ -147,9 +149,9 @@ def test_pad_fit_keeps_lightness_and_shape(tiny_bundle):  # noqa: F811
 
     loaded = bundle.load(str(tiny_bundle))
     loaded.meta["fit"] = "pad"  # as a model trained on white-padded squares (Koalarization)
-    colorizer = colorize.Colorizer(loaded, size=32)
+    colorizer = colorizer_lib.Colorizer(loaded, size=32)
     image = textured((15, 70))
-    out = colorize.colorize(image, colorizer)
+    out = colorizer_lib.colorize(image, colorizer)
     assert out.shape == (15, 70, 3)
     expected = skcolor.rgb2lab(np.dstack([image] * 3) / 255.0)[..., 0]
     assert np.abs(lightness_of_output(out) - expected).max() < 0.5

@@ -8,11 +8,7 @@ science lives in koala.photo; the model runs through LiteRT when the bundle carr
 TensorFlow itself: a cold `koala colorize` on the default model does not pay for it."""
 
 import functools
-import glob
-import os
 import pathlib
-import sys
-import types
 
 import cv2
 import numpy as np
@@ -21,7 +17,7 @@ from koala import image_io
 from koala import vividness as vividness_lib
 from koala.inference import png
 from koala.inference import runtime as runtime_lib
-from koala.image_io import IMAGE_SUFFIXES, UnreadableImage, read_image, write_image
+from koala.image_io import UnreadableImage, read_image, write_image
 from koala.photo import DEFAULT_STRIDE, has_colour, recombine, split, working_shape
 
 
@@ -98,7 +94,7 @@ class Colorizer:
         return outputs
 
     def _guided(self, ab, full_lightness, reference):
-        from koala import reference as reference_lib  # noqa: PLC0415 (optional path)
+        from koala.inference import reference as reference_lib  # noqa: PLC0415 (optional path)
 
         small = cv2.resize(full_lightness, ab.shape[1::-1], interpolation=cv2.INTER_AREA)
         return reference_lib.guide(ab, small, reference)
@@ -141,55 +137,6 @@ def colorize(image, model="default", size=None, keep_color=False, reference=None
 
 
 # --------------------------------------------------------------------------- many files
-
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv"})
-
-
-def find_inputs(inputs, suffixes=IMAGE_SUFFIXES | VIDEO_SUFFIXES):
-    """Files, folders (searched recursively) and globs -> ([(root, path)], [unmatched input]).
-
-    `root` is the folder an item was found under (its output keeps the relative tree), or
-    the file's own folder.
-    """
-    found, unmatched = [], []
-    for item in map(str, inputs):
-        path = pathlib.Path(item)
-        if path.is_dir():  # non-folders are kept so that the reader names broken links
-            found += [(path, p) for p in sorted(path.rglob("*"))
-                      if not p.is_dir() and p.suffix.lower() in suffixes]
-        elif path.is_file():
-            found.append((path.parent, path))
-        else:
-            matches = [pathlib.Path(m) for m in sorted(glob.glob(item, recursive=True))]
-            found += [(m.parent, m) for m in matches if not m.is_dir()]
-            if not matches:
-                unmatched.append(item)
-    return found, unmatched
-
-
-def plan_outputs(found, output_dir, extension=".png", overwrite=False):
-    """[(root, path)] -> [(path, target)]: one distinct target each, never an input.
-
-    Images get `extension`, videos keep theirs. A target that already exists (or that two
-    inputs would share) gets a "-1", "-2"... suffix unless `overwrite`; an input file is
-    never a target, whatever `overwrite` says.
-    """
-    output_dir = pathlib.Path(output_dir)
-    inputs = {os.path.realpath(path) for _, path in found}  # realpath survives symlink loops
-    taken = set()
-    pairs = []
-    for root, path in found:
-        suffix = path.suffix if path.suffix.lower() in VIDEO_SUFFIXES else extension
-        target = (output_dir / path.relative_to(root)).with_suffix(suffix)
-        candidate, counter = target, 0
-        while (os.path.realpath(candidate) in inputs or os.path.realpath(candidate) in taken
-               or (candidate.exists() and not overwrite)):
-            counter += 1
-            candidate = target.with_name(f"{target.stem}-{counter}{target.suffix}")
-        taken.add(os.path.realpath(candidate))
-        pairs.append((path, candidate))
-    return pairs
-
 
 def write_output(path, image):
     """A colorized image -> file: PNG through the band encoder on every core (16% smaller
@@ -239,14 +186,3 @@ def colorize_files(pairs, colorizer, batch_size=8, max_pixels=image_io.DEFAULT_M
                     error = f"{target}: {write_error}"
             yield source, error
 
-
-class _CallableModule(types.ModuleType):
-    """`koala.colorize` is both this module and the function: the design's public API is
-    `koala.colorize(image)`, and the package attribute of that name is this submodule once
-    it is imported, so the module forwards calls to `colorize`."""
-
-    def __call__(self, *args, **kwargs):
-        return colorize(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -1,20 +1,16 @@
 """Evaluate models and baselines on colour photos with the papers' metrics; write a report.
 
 Every method is judged on what a user gets: the model's ab at its working size, upsampled
-and recombined with the photo's own full-resolution L (koala.colorize), then measured in
-Lab against the true photo. Baselines run in the same pass: "gray" (ab = 0) and
+and recombined with the photo's own full-resolution L (koala.inference.colorizer), then
+measured in Lab against the true photo. Baselines run in the same pass: "gray" (ab = 0) and
 "train mean ab" (the training set's mean colour everywhere).
 
-Semantic interpretability (seeds 002, 003) runs an offline ImageNet classifier on
-colorized and true photos: top-1 agreement with the true photo's class, and, where the
-folder names are ImageNet wnids, the top-1 accuracy and its drop. The judge is
-EfficientNet-Lite2 at its own 260 px: the default model and the report's fusion models see
-through EfficientNet-Lite0's features, and a judge that shares the model's eyes would
-reward colours that only those features like. Lite0 is no longer used as a judge.
+Semantic interpretability (seeds 002, 003) runs the offline ImageNet classifier of
+koala.evaluation.judge on colorized and true photos: top-1 agreement with the true photo's
+class, and, where the folder names are ImageNet wnids, the top-1 accuracy and its drop.
 """
 
 import dataclasses
-import functools
 import glob
 import json
 import pathlib
@@ -24,11 +20,10 @@ import cv2
 import numpy as np
 from absl import logging
 
-from koala import color, image_io, metrics, photo
-from koala import colorize as colorize_lib
+from koala import color, image_io, photo
+from koala.evaluation import judge, metrics
+from koala.inference import colorizer as colorizer_lib
 
-CLASSIFIER = "efficientnet_lite2"  # not a backbone of any evaluated model (see above)
-CLASSIFIER_SIZE = 260  # Lite2's training resolution
 WNID = re.compile(r"^n\d{8}$")
 STATS_SAMPLE = 400  # images read to estimate the training set's mean ab and prior
 GRAY, MEAN_AB = "gray", "train mean ab"
@@ -61,7 +56,7 @@ def load_samples(source, limit=0, max_pixels=image_io.DEFAULT_MAX_PIXELS, skippe
 
 
 def _folder_samples(folder, limit, max_pixels, skipped):
-    found, _ = colorize_lib.find_inputs([folder], image_io.IMAGE_SUFFIXES)
+    found, _ = image_io.find_inputs([folder], image_io.IMAGE_SUFFIXES)
     for count, (_, path) in enumerate(found):
         if limit and count >= limit:
             return
@@ -118,42 +113,6 @@ def _shrink(rgb, side):
     return cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
 
 
-# --------------------------------------------------------------------------- classifier
-
-@functools.lru_cache(maxsize=1)
-def _classifier():
-    from koala.models import backbones, efficientnet_lite  # noqa: PLC0415 (heavy, optional)
-
-    model = backbones.imagenet_classifier(CLASSIFIER, CLASSIFIER_SIZE)
-    return model, efficientnet_lite.preprocess_rgb
-
-
-@functools.lru_cache(maxsize=1)
-def imagenet_wnids():
-    """The 1000 ImageNet wnids in class-index order (sorted), from the tfds package."""
-    import importlib.resources  # noqa: PLC0415
-
-    text = (importlib.resources.files("tensorflow_datasets") / "image_classification"
-            / "imagenet_resized_labels.txt").read_text()
-    return sorted(text.split())
-
-
-def classifier_or_reason():
-    """(classify function, None) or (None, why the metric is skipped)."""
-    try:
-        model, preprocess = _classifier()
-    except Exception as error:  # noqa: BLE001 (any failure only skips this one metric)
-        return None, f"{CLASSIFIER} classifier unavailable: {type(error).__name__}: {error}"
-
-    def classify(images):
-        batch = np.stack([cv2.resize(image, (CLASSIFIER_SIZE, CLASSIFIER_SIZE),
-                                     interpolation=cv2.INTER_AREA) for image in images])
-        logits = model(preprocess(batch.astype(np.float32)), training=False)
-        return np.argmax(np.asarray(logits), axis=-1)
-
-    return classify, None
-
-
 # --------------------------------------------------------------------------- the run
 
 class Evaluation:
@@ -169,7 +128,7 @@ class Evaluation:
         self.truth_colorfulness = []
         self.histograms = {m: np.zeros((128, 128), np.int64) for m in self.methods + ["truth"]}
         self.grid, self.grid_rows = [], grid_rows
-        self.classify, self.semantic_skip = classifier_or_reason() if semantic else (
+        self.classify, self.semantic_skip = judge.classifier_or_reason() if semantic else (
             None, "disabled (--nosemantic)")
         self.votes = {m: [] for m in self.methods + ["truth"]}
         self.labels = []
@@ -209,7 +168,7 @@ class Evaluation:
     def results(self):
         truth_colorfulness = float(np.mean(self.truth_colorfulness)) if self.count else 0.0
         out = {"images": self.count, "truth_colorfulness": truth_colorfulness, "methods": {},
-               "classifier": CLASSIFIER}
+               "classifier": judge.CLASSIFIER}
         for method in self.methods:
             result = self.accumulators[method].result()
             if truth_colorfulness:
@@ -233,7 +192,7 @@ class Evaluation:
         return result
 
     def _accuracy(self, name):
-        index = {wnid: i for i, wnid in enumerate(imagenet_wnids())}
+        index = {wnid: i for i, wnid in enumerate(judge.imagenet_wnids())}
         pairs = [(v, index[l]) for v, l in zip(self.votes[name], self.labels) if l in index]
         return float(np.mean([v == t for v, t in pairs]) * 100.0) if pairs else float("nan")
 
@@ -253,7 +212,7 @@ def reference_study(colorizer, source, threshold=10.0, limit=0):
             reference = photos[(index + 1) % len(photos)]
             true_ab = color.rgb_to_lab_cv2(truth)[..., 1:]
             for name, guide in (("alone", None), ("guided", reference)):
-                rgb = colorize_lib.colorize(truth, colorizer, reference=guide)
+                rgb = colorizer_lib.colorize(truth, colorizer, reference=guide)
                 scores[name].add(color.rgb_to_lab_cv2(rgb)[..., 1:], true_ab, rgb / 255.0,
                                  truth / 255.0, with_ssim=False)
             pairs += 1
@@ -269,7 +228,7 @@ def run(model_names, source, output_dir, size=None, train_stats=None, limit=0,
 
     Each model is evaluated at each of the `vividness` values (None: its default), labelled
     "NAME@V". Photos that cannot be read (or exceed `max_pixels`) are listed under "skipped"."""
-    from koala import evaluation_report  # noqa: PLC0415 (matplotlib only when writing)
+    from koala.evaluation import figures  # noqa: PLC0415 (matplotlib only when writing)
 
     output_dir = pathlib.Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -277,7 +236,7 @@ def run(model_names, source, output_dir, size=None, train_stats=None, limit=0,
     for name in model_names:
         label = _label(name)
         label = label if label not in colorizers else str(name)
-        colorizer = colorize_lib.Colorizer(name, size)
+        colorizer = colorizer_lib.Colorizer(name, size)
         for value in vividness:
             key = label if value is None else f"{label}@{value:g}"
             colorizers[key] = colorizer
@@ -306,8 +265,8 @@ def run(model_names, source, output_dir, size=None, train_stats=None, limit=0,
         results["reference_study"] = {"input": str(reference_source), **reference_study(
             first, reference_source, threshold, limit)}
     (output_dir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
-    figures = evaluation_report.write_all(evaluation, results, output_dir)
-    (output_dir / "report.md").write_text(evaluation_report.markdown(results, figures))
+    written = figures.write_all(evaluation, results, output_dir)
+    (output_dir / "report.md").write_text(figures.markdown(results, written))
     return results
 
 

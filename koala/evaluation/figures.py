@@ -7,7 +7,7 @@
 
 import numpy as np
 
-from koala import metrics
+from koala.evaluation import metrics
 
 TABLE_COLUMNS = [  # (key in metrics.json, header, format)
     ("ab_mse", "ab MSE", "{:.1f}"),

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from colorize_helpers import save_tiny_bundle, tiny_bundle, tiny_colorizer  # noqa: F401
 
-from koala import color, image_io, video
+from koala import color, image_io
+from koala.inference import video
 
 FRAMES, WIDTH, HEIGHT, FPS = 24, 96, 64, 12.5
 
@@ -69,7 +70,7 @@ def _photo(shared=None):
 @pytest.fixture(scope="module")
 def fitted_colorizer(sample_photos, tmp_path_factory):
     """The tiny model fitted on real validation photos: colours that depend on content."""
-    from koala.colorize import Colorizer  # noqa: PLC0415
+    from koala.inference.colorizer import Colorizer  # noqa: PLC0415
 
     return Colorizer(str(save_tiny_bundle(tmp_path_factory.mktemp("fitted"),
                                           sample_photos(32))))

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from koala import color, losses
+from koala import color
+from koala.training import losses
 
 Q = len(color.ab_bins())
 

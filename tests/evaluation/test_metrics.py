@@ -3,7 +3,10 @@
 import numpy as np
 import pytest
 
-from koala import color, metrics
+from koala import color
+
+# Truth ab at distances 0, 75 and 300 from the origin (3-4-5 triangles).
+from koala.evaluation import metrics
 
 # Truth ab at distances 0, 75 and 300 from the origin (3-4-5 triangles).
 TRUTH = np.array([[[0.0, 0.0], [45.0, 60.0], [180.0, 240.0]]], np.float32)

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from colorize_helpers import tiny_bundle  # noqa: F401 (fixture)
 
-from koala import color, evaluate, image_io, metrics
+from koala import color, image_io
+from koala.evaluation import evaluate
+from koala.evaluation import metrics
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ resolution: the previous smoothed ab is warped into the current frame along Farn
 optical flow and blended with the new prediction (an exponential moving average), with the
 history trusted less where the warp does not explain the current lightness (occlusions).
 A scene cut (large change of the lightness histogram) resets the history.
-Flicker is measured after motion compensation (koala.metrics.warped_flicker): the previous
-frame's ab is warped onto the current frame along the flow of L and compared where the warp
-explains the lightness. A same-pixel difference would reward a filter that smears colours
+Flicker is measured after motion compensation (koala.evaluation.metrics.warped_flicker): the
+previous frame's ab is warped onto the current frame along the flow of L and compared where
+the warp explains the lightness. A same-pixel difference would reward a filter that smears colours
 in place (zero flow scored better than real flow on that measure) and punish tracking.
 """
 
@@ -19,7 +19,8 @@ import pathlib
 import cv2
 import numpy as np
 
-from koala import image_io, metrics, photo
+from koala import image_io, photo
+from koala.evaluation import metrics
 from koala.photo import recombine, split
 
 FOURCC = {".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
