@@ -58,12 +58,15 @@ report: $(STAMP)
 	$(BIN)/koala report --output experiments/REPORT.md --data $(SHARED)/data
 
 # The default model is an experiment like any other; rerunning resumes from runs/default.
-# DEFAULT_ARGS=--config.model.init=default continues from the shipped bundle (fresh optimizer).
+# DEFAULT_VARIANT=continue (the run that made v2) or DEFAULT_ARGS=--config.model.init=default
+# continue from the shipped bundle with a fresh optimizer; its training log is kept.
+DEFAULT_VARIANT ?=
 DEFAULT_ARGS ?=
 default-model: $(STAMP)
-	$(BIN)/koala train --experiment default --workdir runs/default $(DEFAULT_ARGS)
+	$(BIN)/koala train --experiment default$(if $(DEFAULT_VARIANT),:$(DEFAULT_VARIANT)) \
+		--workdir runs/default $(DEFAULT_ARGS)
 	$(BIN)/python data_prep/select_default_model.py --workdir runs/default --data $(SHARED)/data --ship \
-		$(if $(findstring init=default,$(DEFAULT_ARGS)),--append_log)
+		$(SELECT_ARGS) $(if $(findstring continue,$(DEFAULT_VARIANT))$(findstring init=default,$(DEFAULT_ARGS)),--append_log)
 
 app: $(STAMP)
 	$(BIN)/koala app --model default

@@ -18,10 +18,12 @@ TINY_IMAGES = 48  # images in a tiny variant's records: seconds to build, real p
 VARIANTS = (None, "tpu", "gpu", "cpu", "tiny")
 
 
-def base(name, model, arg=None):
-    """The full default config of experiment `name` training registry model `model`."""
-    if arg not in VARIANTS:
-        raise ValueError(f"unknown variant {arg!r}; choose one of {VARIANTS[1:]}")
+def base(name, model, arg=None, own_variants=()):
+    """The full default config of experiment `name` training registry model `model`;
+    `own_variants` are variants the experiment applies itself, besides VARIANTS."""
+    if arg not in VARIANTS + tuple(own_variants):
+        raise ValueError(f"unknown variant {arg!r}; choose one of "
+                         f"{VARIANTS[1:] + tuple(own_variants)}")
     config = ml_collections.ConfigDict()
     config.experiment = name
     config.variant = arg or ""

@@ -1,14 +1,15 @@
 """The shipped default model: EfficientNet-Lite0 (ImageNet, last stage fine-tuned) + U-Net.
 
 Trained from photo folders with random-scale crops (koala.data.photo_crops), Huber on ab plus
-the soft-encoded bin cross-entropy (koala.losses.huber_bins); how the two heads are blended,
-and the vividness range, are chosen afterwards on photos/val by
+the soft-encoded bin cross-entropy (koala.training.losses.huber_bins); how the two heads are
+blended, and the vividness range, are chosen afterwards on photos/val by
 data_prep/select_default_model.py (`make default-model` runs both).
 
 A long schedule is several runs of at most a few hours: rerunning the same command resumes
 from the workdir's checkpoint; on a fresh machine, where only the repository survives,
 `--config.model.init=default` starts from the committed bundle with a fresh optimizer
-(README, "Retrain the default model").
+(README, "Retrain the default model"). The `continue` variant is the run that made the
+shipped v2 from v1: the committed bundle, 4,500 more steps, a lower peak rate.
 """
 
 import ml_collections
@@ -20,7 +21,7 @@ SHARED_PHOTOS = "../shared/data/photos"
 
 
 def get_config(arg=None):
-    config = common.base("default", "effnet_unet", arg)
+    config = common.base("default", "effnet_unet", arg, own_variants=("continue",))
     config.data.pipeline = "photo_crops"
     config.data.train_photos = f"{SHARED_PHOTOS}/train"
     config.data.val_photos = f"{SHARED_PHOTOS}/val"
@@ -43,5 +44,11 @@ def get_config(arg=None):
         config.data.val_every = 100
         common.apply_variant(config, arg)
         config.data.size = 64  # the model's stride is 32
+        return config
+    if arg == "continue":
+        config.model.init = "default"
+        config.train.steps = 4500
+        config.optimizer.learning_rate = 3e-4
+        config.schedule.warmup_steps = 200
         return config
     return common.apply_variant(config, arg) if arg else config

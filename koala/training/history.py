@@ -2,6 +2,7 @@
 
 import json
 import posixpath
+import time
 
 import tensorflow as tf
 
@@ -14,7 +15,7 @@ class History:
     metrics.jsonl holds one JSON line per logged step, consistent with the checkpoint: it is
     rewritten whole at every checkpoint and evaluation (gs:// cannot append); a resumed run
     keeps the lines up to the step it resumes at, so the file never lists steps whose
-    weights were lost.
+    weights were lost. Each line carries its wall-clock `time` (how long runs took).
     """
 
     def __init__(self, workdir, chief=True, resumed_step=0):
@@ -32,10 +33,11 @@ class History:
             tf.summary.scalar("loss", loss)
             tf.summary.scalar("learning_rate", learning_rate)
             tf.summary.scalar("images_per_second", images_per_s)
-        self.records.append({"step": step, "split": "train", "loss": loss, "img_s": images_per_s})
+        self.records.append({"step": step, "split": "train", "loss": loss, "img_s": images_per_s,
+                             "time": time.time()})
 
     def val(self, step, result, grid):
-        self.records.append({"step": step, "split": "val", **result})
+        self.records.append({"step": step, "split": "val", **result, "time": time.time()})
         with self.writers["val"].as_default(step=step):
             for name, value in result.items():
                 tf.summary.scalar(name, value)
