@@ -98,27 +98,27 @@ def main():
         print(json.dumps(measure_saved_model(args.measure_saved_model, photos[0], args.repeats)))
         return
 
-    from koala import export
+    from koala.serving import saved_model, tflite
 
     with tempfile.TemporaryDirectory() as scratch:
         scratch = pathlib.Path(scratch)
         bundle, stand_in = load_bundle(args.model, scratch)
         start = time.perf_counter()
-        path = export.export(bundle, scratch / "export", tflite=True, quantize="dynamic",
+        path = saved_model.export(bundle, scratch / "export", tflite=True, quantize="dynamic",
                              parity_photos=photos)
         export_seconds = time.perf_counter() - start
-        meta = json.loads((path / export.METADATA_FILE).read_text())
+        meta = json.loads((path / saved_model.METADATA_FILE).read_text())
         fresh = subprocess.run(
             [sys.executable, __file__, "--photos", args.photos, "--repeats", str(args.repeats),
              "--measure_saved_model", str(path)], capture_output=True, text=True, check=True)
-        lightness = export.working_size_lightness(photos[:1], bundle.size)
+        lightness = tflite.working_size_lightness(photos[:1], bundle.size)
         tflite = {}
         for name, figures in meta["tflite"].items():
             model_bytes = (path / name).read_bytes()
             tflite[name] = {
                 "mb": round(figures["bytes"] / 1e6, 2),
                 "latency_ms": round(1000 * median_seconds(
-                    lambda: export.tflite_ab(model_bytes, lightness), args.repeats), 1),
+                    lambda: tflite.tflite_ab(model_bytes, lightness), args.repeats), 1),
                 "max_ab_diff": round(figures["parity_vs_keras"]["max_ab_diff"], 4),
                 "mean_ab_diff": round(figures["parity_vs_keras"]["mean_ab_diff"], 5),
             }

@@ -19,12 +19,12 @@ class UserError(Exception):
 
 # Library exceptions that are user errors, as (module, class). They are looked up only in
 # modules already imported (an exception can only come from a module that is), so catching
-# them never imports TensorFlow: koala.export and the backbones load it, LiteRT runs do not.
+# them never imports TensorFlow: koala.serving and the backbones load it, LiteRT runs do not.
 # koala.training's ConfigError and NonFiniteLoss are `koala train`'s (koala/commands/train.py).
 LIBRARY_ERRORS = (
     ("koala.image_io", "UnreadableImage"),  # not an image, corrupt, too many pixels
-    ("koala.client", "ClientError"),  # TF Serving unreachable, or it refused the request
-    ("koala.export", "ExportError"),
+    ("koala.serving.client", "ClientError"),  # TF Serving unreachable, or it refused the request
+    ("koala.serving.tflite", "ExportError"),
     ("koala.data.sources", "TfdsUnavailable"),
     ("koala.models.backbones", "WeightsUnavailableError"),  # offline, no local weights file
 )

@@ -30,7 +30,7 @@ def fit_on_photos(model, photos, size=64, epochs=30):
     """A few quick epochs of plain MSE on (L, ab) of real photos resized to size x size."""
     import cv2
 
-    from koala.inference.colorizer import read_image
+    from koala.image_io import read_image
 
     rgb = [cv2.resize(read_image(p)[..., :3], (size, size), interpolation=cv2.INTER_AREA)
            for p in photos]

@@ -116,7 +116,7 @@ def test_exported_vividness_signature(tmp_path, two_head_model):
     import cv2
     import tensorflow as tf
 
-    from koala import export
+    from koala.serving import saved_model
 
     bias = np.linspace(-3, 3, len(color.ab_bins())).astype(np.float32)
     model = effnet_unet.inference_model(two_head_model, effnet_unet.Blend(1.0, 0.38),
@@ -124,7 +124,7 @@ def test_exported_vividness_signature(tmp_path, two_head_model):
                                         effnet_unet.Blend(0.5, 0.5, bias / 2))
     bundle.save(tmp_path / "bundle", model, {"model": "effnet_unet", "size": SIZE,
                                              "output": "regression", "vividness": 0.4})
-    export.write_saved_model(bundle.load(tmp_path / "bundle"), tmp_path / "saved")
+    saved_model.write_saved_model(bundle.load(tmp_path / "bundle"), tmp_path / "saved")
     served = tf.saved_model.load(str(tmp_path / "saved"))
     packaged = next(iter(demo.packaged_photos().values()))
     image = tf.constant([cv2.imencode(".png", packaged[..., ::-1])[1].tobytes()])

@@ -187,10 +187,11 @@ GRAPH = {  # the graph reads bytes: no EXIF, no ICC, JPEG/PNG/GIF/BMP only
 
 @pytest.fixture(scope="module")
 def served(tiny_bundle, tmp_path_factory):  # noqa: F811
-    from koala import bundle, export  # noqa: PLC0415
+    from koala import bundle  # noqa: PLC0415
+    from koala.serving import saved_model  # noqa: PLC0415
 
     base = tmp_path_factory.mktemp("served") / "koala"
-    return export.export(bundle.load(str(tiny_bundle)), base)
+    return saved_model.export(bundle.load(str(tiny_bundle)), base)
 
 
 def test_export_graph_table(corpus, served):
@@ -258,7 +259,7 @@ def test_client_table(corpus, served, tmp_path):
     import tensorflow as tf  # noqa: PLC0415
     from test_client import ServingContract, serve  # noqa: PLC0415 (TF Serving's contract)
 
-    from koala import client  # noqa: PLC0415
+    from koala.serving import client  # noqa: PLC0415
 
     folder, entries = corpus
     expected = expected_outcomes(entries, CLIENT)

@@ -30,7 +30,7 @@ def test_notebook_is_valid_and_its_parameters_come_first():
         assert f"\n{parameter}" in f"\n{first}", parameter
     text = "\n".join(cell.source for cell in _code_cells(notebook))
     for needed in ('select_strategy("default" if CPU_MODE else "tpu")', "ensure_records",
-                   "loop.train", "%tensorboard", "colorizer.colorize", "export.export",
+                   "loop.train", "%tensorboard", "colorizer.colorize", "saved_model.export",
                    "saved_model_cli", "git+{REPO_URL}@{REPO_REF}"):
         assert needed in text, needed
     assert "YOUR-BUCKET" in first and "gs://" in first

@@ -34,7 +34,7 @@ def main(argv):
     missing = [p for p in images if not os.path.lexists(p)]
     if missing:
         raise UserError(f"no such image file: {', '.join(missing)}")
-    from koala import client  # late: `koala client --help` stays fast
+    from koala.serving import client  # late: `koala client --help` stays fast
 
     failures = []  # a bad file is named and skipped; the others are still sent
     written = client.colorize_files(  # the server unreachable: ClientError, one line

@@ -54,18 +54,19 @@ def main(argv):
         raise UserError("--output DIR is required (e.g. --output export/koala), or "
                         "--tflite alone to add model.tflite to the bundle")
     photos = parity_photos(FLAGS.parity_images)  # checked before TensorFlow loads
-    from koala import bundle, export  # late: `koala export --help` should not import TF
+    from koala import bundle  # late: `koala export --help` should not import TF
+    from koala.serving import saved_model, tflite
 
     # A missing bundle (FileNotFoundError) or an ExportError: one line (koala.errors).
     model = bundle.load(FLAGS.model)
     if not FLAGS.output:
-        info = export.add_tflite_to_bundle(
-            model, FLAGS.tflite_weights or export.BUNDLE_TFLITE_WEIGHTS, photos)
+        info = tflite.add_tflite_to_bundle(
+            model, FLAGS.tflite_weights or tflite.BUNDLE_TFLITE_WEIGHTS, photos)
         print(json.dumps({"bundle": str(model.path), "tflite": info}))
         return
-    path = export.export(model, FLAGS.output, version=FLAGS.version, tflite=FLAGS.tflite,
-                         quantize=FLAGS.quantize, parity_photos=photos,
-                         max_pixels=FLAGS.max_pixels)
-    metadata = json.loads((path / export.METADATA_FILE).read_text())
+    path = saved_model.export(model, FLAGS.output, version=FLAGS.version, tflite=FLAGS.tflite,
+                             quantize=FLAGS.quantize, parity_photos=photos,
+                             max_pixels=FLAGS.max_pixels)
+    metadata = json.loads((path / saved_model.METADATA_FILE).read_text())
     print(json.dumps({"export": str(path), "saved_model_bytes": metadata["saved_model_bytes"],
                       "tflite": metadata.get("tflite", {})}))

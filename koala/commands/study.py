@@ -85,7 +85,7 @@ def serve():
 
 
 def results():
-    from koala.study import report, stats
+    from koala.study import results, stats
     from koala.study.db import StudyDB
 
     if not pathlib.Path(FLAGS.db).is_file():
@@ -93,7 +93,7 @@ def results():
     database = StudyDB(FLAGS.db)
     summary = stats.summarize(database.rows(), database.images())
     database.close()
-    for path, text in ((FLAGS.csv, lambda: report.to_csv(summary)),
+    for path, text in ((FLAGS.csv, lambda: results.to_csv(summary)),
                        (FLAGS.json, lambda: json.dumps(summary, indent=2) + "\n")):
         if path:
             pathlib.Path(path).write_text(text())
@@ -101,7 +101,7 @@ def results():
         from koala.study.chart import save_chart
 
         save_chart(summary, FLAGS.chart)
-    print(report.to_text(summary))
+    print(results.to_text(summary))
 
 
 def main(argv):

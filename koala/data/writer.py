@@ -14,6 +14,10 @@ shard alone, which gives three properties with no coordination:
 Decoding, Lab conversion and the prior histograms run in forked worker processes (threads
 were GIL-bound: the build reached only 0.2 of the decode+resize ceiling); this process only
 serializes Examples, runs the optional embedding backbone and writes, in plan order.
+
+One module (about 370 lines) on purpose: plan, shard writing, completeness checks and the
+manifest merge share one contract (which files make a shard complete), which beam_writer
+also relies on; split apart, that contract would be spread over several files.
 """
 
 import collections

@@ -148,7 +148,7 @@ class LiteRTRuntime:
         out = np.stack(out)
         if out.shape[-1] == 2:  # no vividness control
             return out
-        ab, accurate, vivid = out[..., :2], out[..., 2:4], out[..., 4:]  # koala.export's order
+        ab, accurate, vivid = out[..., :2], out[..., 2:4], out[..., 4:]  # koala.serving.tflite's order
         return vividness_lib.select(
             {"ab": ab, vividness_lib.ACCURATE: accurate, vividness_lib.VIVID: vivid}, vividness,
             self.default_vividness)
@@ -235,13 +235,13 @@ def _build_cached_tflite(path):
     differ from Keras by up to 3 levels of 8 bits on benchmark photos (float32: 1 level).
     """
     from koala import bundle as bundle_lib  # noqa: PLC0415 (this once: Keras and TensorFlow)
-    from koala import export  # noqa: PLC0415
+    from koala.serving import tflite  # noqa: PLC0415
 
     target = cache_dir() / f"{file_sha256(path / KERAS_FILE)}.tflite"
     logging.info("model %s: converting it to LiteRT once (float32, cached as %s); later "
                  "runs do not import TensorFlow", path.name, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staged = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    staged.write_bytes(export.convert_tflite(bundle_lib.load(path), weights="float32"))
+    staged.write_bytes(tflite.convert_tflite(bundle_lib.load(path), weights="float32"))
     staged.replace(target)  # atomic: concurrent first runs each write a complete file
     return target

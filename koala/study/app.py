@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from koala import image_io
 from koala.study import db as study_db
-from koala.study import report, stats
+from koala.study import results, stats
 
 COOKIE = "koala_participant"
 PARTICIPANT_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -68,13 +68,43 @@ def create_app(catalog, database, results_key):
     """The app over a Catalog and a StudyDB; results need `?key=results_key`."""
     database.register_images(catalog.images.values())
     app = FastAPI(title="Koala: Fake or real?", docs_url=None, redoc_url=None, openapi_url=None)
-    page = _static("study.html")
 
     @app.middleware("http")
     async def security_headers(request, call_next):
         response = await call_next(request)
         response.headers.update(SECURITY_HEADERS)
         return response
+
+    _add_file_routes(app, catalog)
+    _add_question_routes(app, catalog, database, _static("study.html"))
+    _add_results_routes(app, database, results_key)
+    return app
+
+
+def _add_file_routes(app, catalog):
+    """The page's static files and the study's images."""
+
+    @app.get("/static/{name}")
+    def static_file(name: str):
+        if name not in STATIC_TYPES:
+            raise HTTPException(404)
+        return Response(_static(name), media_type=STATIC_TYPES[name])
+
+    @app.get("/image/{image_id}")
+    def image(image_id: str):
+        if catalog.get(image_id) is None:
+            raise HTTPException(404, "unknown image")
+        try:
+            jpeg = catalog.jpeg_bytes(image_id)
+        except image_io.UnreadableImage as error:  # same answer for both kinds
+            logging.warning("cannot serve %s", error)
+            raise HTTPException(404, "unknown image") from None
+        return Response(jpeg, media_type="image/jpeg",
+                        headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _add_question_routes(app, catalog, database, page):
+    """The study page (it gives a new participant a cookie), its next question and votes."""
 
     def known_participant(request):
         """The participant id of the request's cookie, or None if it names nobody."""
@@ -94,10 +124,6 @@ def create_app(catalog, database, results_key):
         return {"image": image, "url": image and f"/image/{image}",
                 "answered": answered, "total": total}
 
-    def require_key(key):
-        if not secrets.compare_digest(key.encode(), results_key.encode()):
-            raise HTTPException(403, "the results need the key that the server logged")
-
     @app.get("/", response_class=HTMLResponse)
     def study_page(request: Request):
         response = HTMLResponse(page, headers={"Cache-Control": "no-store"})
@@ -106,12 +132,6 @@ def create_app(catalog, database, results_key):
             response.set_cookie(COOKIE, participant, max_age=90 * 24 * 3600, httponly=True,
                                 samesite="strict")
         return response
-
-    @app.get("/static/{name}")
-    def static_file(name: str):
-        if name not in STATIC_TYPES:
-            raise HTTPException(404)
-        return Response(_static(name), media_type=STATIC_TYPES[name])
 
     @app.get("/api/next")
     def api_next(request: Request):
@@ -132,17 +152,13 @@ def create_app(catalog, database, results_key):
             raise HTTPException(VOTE_ERRORS[type(error)], type(error).__name__) from None
         return await run_in_threadpool(next_question, participant)
 
-    @app.get("/image/{image_id}")
-    def image(image_id: str):
-        if catalog.get(image_id) is None:
-            raise HTTPException(404, "unknown image")
-        try:
-            jpeg = catalog.jpeg_bytes(image_id)
-        except image_io.UnreadableImage as error:  # same answer for both kinds
-            logging.warning("cannot serve %s", error)
-            raise HTTPException(404, "unknown image") from None
-        return Response(jpeg, media_type="image/jpeg",
-                        headers={"Cache-Control": "private, max-age=3600"})
+
+def _add_results_routes(app, database, results_key):
+    """The results as HTML, JSON and CSV, for whoever has the key the server logged."""
+
+    def require_key(key):
+        if not secrets.compare_digest(key.encode(), results_key.encode()):
+            raise HTTPException(403, "the results need the key that the server logged")
 
     def summary():
         return stats.summarize(database.rows(), database.images())
@@ -152,7 +168,8 @@ def create_app(catalog, database, results_key):
         require_key(key)
         links = (f'<p><a href="/results.json?key={key}">JSON</a> · '
                  f'<a href="/results.csv?key={key}">CSV</a></p>')
-        return HTMLResponse(report.to_html(summary(), links), headers={"Cache-Control": "no-store"})
+        return HTMLResponse(results.to_html(summary(), links),
+                            headers={"Cache-Control": "no-store"})
 
     @app.get("/results.json")
     def results_json(key: str = ""):
@@ -162,7 +179,5 @@ def create_app(catalog, database, results_key):
     @app.get("/results.csv")
     def results_csv(key: str = ""):
         require_key(key)
-        return Response(report.to_csv(summary()), media_type="text/csv",
+        return Response(results.to_csv(summary()), media_type="text/csv",
                         headers={"Cache-Control": "no-store"})
-
-    return app

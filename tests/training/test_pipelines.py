@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from koala import bundle, export, image_io
+from koala import bundle, image_io
+from koala.serving import saved_model, tflite
 from koala.inference import colorizer as colorizer_lib
 from koala.training import config as training_config, distribute, loop, records
 
@@ -92,13 +93,13 @@ def run_end_to_end(config, workroot, tmp_path, shared_data, monkeypatch):
     assert colorized.shape == original.shape  # full size
     assert np.isfinite(colorized).all() and np.ptp(colorized.astype(int), axis=-1).max() > 0
 
-    exported = export.export(loaded, tmp_path / "export")
+    exported = saved_model.export(loaded, tmp_path / "export")
     served = serve_photo(exported, photo, tmp_path)
     assert served.shape == original.shape
     # the served graph and the in-process colorize agree (the same bundle, the same photo)
     assert np.abs(served.astype(int) - colorized.astype(int)).mean() < 2.0
 
-    figures = export.add_tflite_to_bundle(loaded, parity_photos=[photo])  # koala export --tflite
+    figures = tflite.add_tflite_to_bundle(loaded, parity_photos=[photo])  # koala export --tflite
     assert figures["parity_vs_keras"]["max_level_diff"] <= 2
     lite = colorizer_lib.Colorizer(loaded.path)
     assert lite.runtime.engine == "LiteRT"

@@ -1,6 +1,6 @@
 """Colorizing through LiteRT: no TensorFlow in the process, the Keras path's pixels, any shape.
 
-The .tflite files here are what `koala export --tflite` writes (koala.export), run by
+The .tflite files here are what `koala export --tflite` writes (koala.serving.tflite), run by
 koala.inference.runtime exactly as `koala colorize` runs them.
 """
 
@@ -18,7 +18,7 @@ from koala.inference import colorizer as colorizer_lib
 from koala import photo as photo_lib
 from koala.inference import png, runtime
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 BENCHMARK_PHOTOS = ("kodak24/kodim03.png", "kodak24/kodim20.png", "bsds500_val/101085.jpg",
                     "bsds500_val/103070.jpg")  # landscape and portrait: two working shapes
 
@@ -26,11 +26,12 @@ BENCHMARK_PHOTOS = ("kodak24/kodim03.png", "kodak24/kodim20.png", "bsds500_val/1
 @pytest.fixture(scope="module")
 def lite_bundle(tmp_path_factory, sample_photos):
     """A tiny bundle fitted on real photos, with the model.tflite that export adds."""
-    from koala import bundle, export
+    from koala import bundle
+    from koala.serving import tflite
 
     photos = sample_photos(32)
     path = save_tiny_bundle(tmp_path_factory.mktemp("lite_bundle"), photos)
-    info = export.add_tflite_to_bundle(bundle.load(path), parity_photos=photos[:4])
+    info = tflite.add_tflite_to_bundle(bundle.load(path), parity_photos=photos[:4])
     return path, info, photos
 
 
@@ -82,10 +83,11 @@ def test_litert_and_keras_agree_on_photos_of_any_shape(lite_bundle):
 
 
 def test_retrained_bundle_runs_keras_until_exported_again(tmp_path, sample_photos, caplog):
-    from koala import bundle, export
+    from koala import bundle
+    from koala.serving import tflite
 
     path = save_tiny_bundle(tmp_path / "b", sample_photos(8))
-    export.add_tflite_to_bundle(bundle.load(path), parity_photos=sample_photos(1))
+    tflite.add_tflite_to_bundle(bundle.load(path), parity_photos=sample_photos(1))
     assert colorizer_lib.Colorizer(path).runtime.engine == "LiteRT"
     retrained = bundle.load(path)
     retrained.model.get_layer("ab").bias.assign([-0.3, 0.2])
@@ -93,7 +95,7 @@ def test_retrained_bundle_runs_keras_until_exported_again(tmp_path, sample_photo
     with caplog.at_level("INFO", logger="absl"):  # whatever verbosity an earlier test left
         assert colorizer_lib.Colorizer(path).runtime.engine == "Keras"
     assert "Keras/TensorFlow" in caplog.text and "koala export --tflite" in caplog.text
-    export.add_tflite_to_bundle(bundle.load(path), parity_photos=sample_photos(1))
+    tflite.add_tflite_to_bundle(bundle.load(path), parity_photos=sample_photos(1))
     assert colorizer_lib.Colorizer(path).runtime.engine == "LiteRT"
 
 
@@ -121,10 +123,11 @@ def vivid_tiny_bundle(directory):
 
 
 def test_litert_carries_the_vividness_control(tmp_path, sample_photos):
-    from koala import bundle, export
+    from koala import bundle
+    from koala.serving import tflite
 
     path = vivid_tiny_bundle(tmp_path / "vivid")
-    export.add_tflite_to_bundle(bundle.load(path), parity_photos=sample_photos(2))
+    tflite.add_tflite_to_bundle(bundle.load(path), parity_photos=sample_photos(2))
     lite, keras = colorizer_lib.Colorizer(path), colorizer_lib.Colorizer(path, engine="keras")
     assert lite.runtime.engine == "LiteRT"
     photo = photo_lib.split(image_io.read_image(sample_photos(1)[0]))

@@ -26,9 +26,9 @@ import urllib.request
 
 from koala import image_io
 
-IMAGE_OUTPUT = "colorized_bytes"  # koala.export.IMAGE_OUTPUT (not imported: no TF here)
+IMAGE_OUTPUT = "colorized_bytes"  # koala.serving.graph.IMAGE_OUTPUT (not imported: no TF here)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-SERVED_FORMATS = ("JPEG", "PNG", "GIF", "BMP")  # what koala.export.header_shape reads
+SERVED_FORMATS = ("JPEG", "PNG", "GIF", "BMP")  # what koala.serving.graph.header_shape reads
 
 
 class ClientError(RuntimeError):

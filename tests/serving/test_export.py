@@ -10,7 +10,6 @@ import os
 import pathlib
 import subprocess
 import sys
-import types
 
 import cv2
 import keras
@@ -19,10 +18,11 @@ import pytest
 import tensorflow as tf
 
 from koala import bundle as koala_bundle
-from koala import color, export, photo
+from koala import color, photo
+from koala.serving import graph, saved_model, tflite
 from koala.inference import colorizer as colorizer_lib
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 SAVED_MODEL_CLI = pathlib.Path(sys.executable).parent / "saved_model_cli"
 WORKING_SIZE = 32
 TFLITE_FLOAT_TOLERANCE = 0.01  # Lab units: float TFLite vs Keras (measured ~2e-5)
@@ -53,7 +53,7 @@ def save_tiny_bundle(directory, output="regression", upsampling="bilinear", **me
 
 def photo_bytes(name, size=None, ext=".jpg"):
     """A real photo (scikit-image's sample) encoded as JPEG or PNG, optionally resized."""
-    rgb = cv2.imread(str(export.default_parity_photos()[0].parent / f"{name}.png"))
+    rgb = cv2.imread(str(tflite.default_parity_photos()[0].parent / f"{name}.png"))
     if size is not None:
         rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     ok, encoded = cv2.imencode(ext, rgb, [cv2.IMWRITE_JPEG_QUALITY, 90])
@@ -69,7 +69,7 @@ def tiny_bundle(tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported(tiny_bundle, tmp_path_factory):
     """One export (SavedModel + float and int8 TFLite) shared by the tests of this module."""
-    return export.export(tiny_bundle, tmp_path_factory.mktemp("export") / "koala",
+    return saved_model.export(tiny_bundle, tmp_path_factory.mktemp("export") / "koala",
                          tflite=True, quantize="dynamic")
 
 
@@ -106,22 +106,22 @@ def run_quiet(command, **kwargs):
 def test_version_layout_and_metadata(exported, tiny_bundle):
     assert exported.name == "1" and (exported / "saved_model.pb").is_file()
     assert not [p for p in exported.parent.iterdir() if p.name.startswith(".")]  # no staging
-    meta = json.loads((exported / export.METADATA_FILE).read_text())
+    meta = json.loads((exported / saved_model.METADATA_FILE).read_text())
     assert meta["version"] == 1 and meta["working_size"] == WORKING_SIZE
     assert meta["bundle_meta"]["output"] == "regression"
     weights = sum(w.numpy().nbytes for w in tiny_bundle.model.weights)
-    assert export.directory_bytes(exported / "variables") < 1.2 * weights + 20_000  # stored once
-    assert meta["saved_model_bytes"] == export.directory_bytes(exported) - sum(
+    assert saved_model.directory_bytes(exported / "variables") < 1.2 * weights + 20_000  # stored once
+    assert meta["saved_model_bytes"] == saved_model.directory_bytes(exported) - sum(
         (exported / f).stat().st_size
-        for f in (export.METADATA_FILE, export.TFLITE_FILE, export.TFLITE_INT8_FILE))
+        for f in (saved_model.METADATA_FILE, tflite.TFLITE_FILE, tflite.TFLITE_INT8_FILE))
 
 
 def test_versions_never_overwritten(exported):
     base = exported.parent
-    assert export.choose_version(base) == 2
-    with pytest.raises(export.ExportError, match="never overwritten"):
-        export.choose_version(base, 1)
-    assert export.choose_version(base, 7) == 7
+    assert saved_model.choose_version(base) == 2
+    with pytest.raises(saved_model.ExportError, match="never overwritten"):
+        saved_model.choose_version(base, 1)
+    assert saved_model.choose_version(base, 7) == 7
 
 
 def test_saved_model_cli_show_lists_signatures(exported):
@@ -157,7 +157,7 @@ def test_serving_default_matches_eager_colorize(served, tiny_bundle):
 
 def test_pad_fit_matches_eager_colorize(tmp_path):
     bundle = save_tiny_bundle(tmp_path / "bundle", fit="pad")
-    served = tf.saved_model.load(str(export.export(bundle, tmp_path / "export")))
+    served = tf.saved_model.load(str(saved_model.export(bundle, tmp_path / "export")))
     image = photo_bytes("astronaut", size=(90, 41), ext=".png")
     png = served.signatures["serving_default"](image_bytes=tf.constant([image]))
     got = decode_png(png["colorized_bytes"].numpy()[0]).astype(int)
@@ -167,8 +167,7 @@ def test_pad_fit_matches_eager_colorize(tmp_path):
 @pytest.mark.parametrize("height, width", [(1, 1), (31, 2000), (2000, 31), (481, 321),
                                            (77, 131), (4000, 3000), (160, 160), (7, 900)])
 def test_working_size_is_colorize_working_shape(height, width):
-    colorizer = types.SimpleNamespace(size=160, stride=32)
-    got = [int(side) for side in export.working_size(colorizer, height, width)]
+    got = [int(side) for side in graph.working_size(height, width, 160, 32)]
     assert tuple(got) == photo.working_shape(height, width, 160, 32)
 
 
@@ -185,7 +184,7 @@ def test_tf_example_signature_gives_the_same_png(served):
 @pytest.mark.parametrize("output", ["regression", "classification"])
 def test_colorize_tensor_matches_bundle(output, tmp_path):
     bundle = save_tiny_bundle(tmp_path / "bundle", output=output)
-    served = tf.saved_model.load(str(export.export(bundle, tmp_path / "export")))
+    served = tf.saved_model.load(str(saved_model.export(bundle, tmp_path / "export")))
     lightness = np.random.default_rng(0).uniform(0, 100, [2, WORKING_SIZE, WORKING_SIZE, 1])
     lightness = lightness.astype(np.float32)
     ab = served.signatures["colorize_tensor"](L=tf.constant(lightness))["ab"].numpy()
@@ -207,22 +206,22 @@ def test_bad_bytes_raise_invalid_argument(served, bad, problem):
 
 
 def test_tflite_parity_and_size(exported, tiny_bundle):
-    figures = json.loads((exported / export.METADATA_FILE).read_text())["tflite"]
-    float_model, int8_model = figures[export.TFLITE_FILE], figures[export.TFLITE_INT8_FILE]
+    figures = json.loads((exported / saved_model.METADATA_FILE).read_text())["tflite"]
+    float_model, int8_model = figures[tflite.TFLITE_FILE], figures[tflite.TFLITE_INT8_FILE]
     assert float_model["parity_vs_keras"]["photos"] == 3
     assert float_model["parity_vs_keras"]["max_ab_diff"] <= TFLITE_FLOAT_TOLERANCE
     assert int8_model["parity_vs_keras"]["max_ab_diff"] <= TFLITE_INT8_TOLERANCE
     assert int8_model["bytes"] < 0.6 * float_model["bytes"]  # int8 weights
     # The file on disk runs and agrees with the Keras model on a real photo.
-    lightness = export.working_size_lightness(export.default_parity_photos()[:1], WORKING_SIZE)
-    ab = export.tflite_ab((exported / export.TFLITE_FILE).read_bytes(), lightness)
+    lightness = tflite.working_size_lightness(tflite.default_parity_photos()[:1], WORKING_SIZE)
+    ab = tflite.tflite_ab((exported / tflite.TFLITE_FILE).read_bytes(), lightness)
     np.testing.assert_allclose(ab, tiny_bundle.predict_ab(lightness), atol=TFLITE_FLOAT_TOLERANCE)
 
 
 def test_tflite_names_ops_that_need_flex(tmp_path):
     bundle = save_tiny_bundle(tmp_path / "bundle", upsampling="bicubic")
-    with pytest.raises(export.ExportError, match="ResizeBicubic.*interpolation='bilinear'"):
-        export.convert_tflite(bundle)
+    with pytest.raises(saved_model.ExportError, match="ResizeBicubic.*interpolation='bilinear'"):
+        tflite.convert_tflite(bundle)
 
 
 def test_cli_export_writes_next_version(tiny_bundle, tmp_path):
@@ -231,4 +230,4 @@ def test_cli_export_writes_next_version(tiny_bundle, tmp_path):
                         str(tiny_bundle.path), "--output", str(tmp_path / "koala")], cwd=REPO)
     line = json.loads(result.stdout.strip().splitlines()[-1])
     assert line["export"] == str(tmp_path / "koala" / "5") and line["saved_model_bytes"] > 0
-    assert "tflite" not in json.loads((tmp_path / "koala" / "5" / export.METADATA_FILE).read_text())
+    assert "tflite" not in json.loads((tmp_path / "koala" / "5" / saved_model.METADATA_FILE).read_text())

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from koala import client, export
+from koala.serving import client, graph, saved_model
 from test_export import REPO, decode_png, photo_bytes, save_tiny_bundle
 
 MODEL_NAME = "koala"
@@ -34,7 +34,7 @@ MODEL_NAME = "koala"
 def export_base(tmp_path_factory):
     """TF Serving's model base path holding version 1 of a tiny model."""
     bundle = save_tiny_bundle(tmp_path_factory.mktemp("bundle"))
-    return export.export(bundle, tmp_path_factory.mktemp("served") / MODEL_NAME).parent
+    return saved_model.export(bundle, tmp_path_factory.mktemp("served") / MODEL_NAME).parent
 
 
 class ServingContract(http.server.BaseHTTPRequestHandler):
@@ -114,7 +114,7 @@ def test_request_follows_the_documented_row_format():
     assert body == {"signature_name": "serving_default", "instances": [{"b64": "AQI="}]}
     assert client.predict_url("localhost:8501/", "koala", 3) == \
         "http://localhost:8501/v1/models/koala/versions/3:predict"
-    assert client.IMAGE_OUTPUT == export.IMAGE_OUTPUT
+    assert client.IMAGE_OUTPUT == graph.IMAGE_OUTPUT
 
 
 def test_client_colorizes_through_rest(rest_url, export_base, tmp_path):

@@ -1,0 +1,172 @@
+"""SavedModel export for TF Serving (and TFLite beside it) of a trained Koala bundle.
+
+Everything is written with keras.export.ExportArchive: a plain tf.saved_model.save of a
+tf.Module loads in Python, but `saved_model_cli run` fails on it ("Could not find variable").
+The graph itself is koala.serving.graph.
+
+Layout of an export (TF Serving discovers only integer version directories):
+
+    DIR/<version>/saved_model.pb, variables/   the SavedModel
+    DIR/<version>/koala_export.json            what was exported, from what, figures
+    DIR/<version>/model.tflite                 with --tflite (model_int8.tflite: dynamic)
+"""
+
+import datetime
+import json
+import pathlib
+import shutil
+import tempfile
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+import koala
+from koala import image_io
+from koala.serving import graph
+from koala.serving import tflite as tflite_lib
+from koala.serving.dynamic_resize import resize_accepting_dynamic_sizes
+from koala.serving.graph import IMAGE_INPUT, IMAGE_OUTPUT
+from koala.serving.tflite import ExportError
+
+METADATA_FILE = "koala_export.json"
+SIGNATURES = {
+    "serving_default": {"inputs": {IMAGE_INPUT: "string [N] encoded JPEG/PNG"},
+                        "outputs": {IMAGE_OUTPUT: "string [N] PNG, input size"}},
+    "colorize_tensor": {"inputs": {"L": "float32 [N,H,W,1] in [0,100]"},
+                        "outputs": {"ab": "float32 [N,H,W,2] Lab units"}},
+    "colorize_tf_example": {"inputs": {"serialized": "tf.Example with image/encoded"},
+                            "outputs": {IMAGE_OUTPUT: "string [N] PNG"}},
+}
+
+
+def serving_functions(bundle, max_pixels=image_io.DEFAULT_MAX_PIXELS):
+    """{signature name: (function, input signature)} for ExportArchive.add_endpoint.
+
+    Images in one request may differ in size, so each is colorized on its own; the working
+    size, stride and fit are the bundle's (graph.Fit), so served and local results agree.
+    """
+
+    def colorize_bytes(image_bytes, vividness=None):
+        return {IMAGE_OUTPUT: graph.colorize_bytes(bundle, image_bytes, max_pixels, vividness)}
+
+    def colorize_vividness(image_bytes, vividness):
+        """serving_default at a chosen vividness (0 accurate .. 1 vivid), one per request."""
+        checks = [tf.debugging.assert_greater_equal(vividness, 0.0, "vividness must be >= 0"),
+                  tf.debugging.assert_less_equal(vividness, 1.0, "vividness must be <= 1")]
+        with tf.control_dependencies(checks):
+            return colorize_bytes(image_bytes, tf.identity(vividness))
+
+    def colorize_tensor(L):  # noqa: N803  (the signature's input name)
+        return {"ab": graph.lightness_to_ab(bundle, L)}
+
+    def colorize_tf_example(serialized):
+        """tf.Example with "image/encoded" bytes (as tensorflow/models official/vision)."""
+        parsed = tf.io.parse_example(
+            serialized, {"image/encoded": tf.io.FixedLenFeature([], tf.string)})
+        return colorize_bytes(parsed["image/encoded"])
+
+    functions = {
+        "serving_default": (colorize_bytes, [tf.TensorSpec([None], tf.string, IMAGE_INPUT)]),
+        "colorize_tensor": (
+            colorize_tensor, [tf.TensorSpec([None, None, None, 1], tf.float32, "L")]),
+        "colorize_tf_example": (
+            colorize_tf_example, [tf.TensorSpec([None], tf.string, "serialized")]),
+    }
+    if "vividness" in bundle.meta:  # the model has the control (koala.vividness)
+        functions["colorize_vividness"] = (colorize_vividness, [
+            tf.TensorSpec([None], tf.string, IMAGE_INPUT), tf.TensorSpec([], tf.float32,
+                                                                        "vividness")])
+    return functions
+
+
+def write_saved_model(bundle, directory, max_pixels=image_io.DEFAULT_MAX_PIXELS):
+    """Writes the SavedModel with every signature of serving_functions into `directory`.
+
+    The model is not passed to archive.track(): the endpoints capture its variables
+    anyway, and tracking stored every weight twice (a 42 MB export of 19 MB of weights).
+    """
+    archive = keras.export.ExportArchive()
+    with resize_accepting_dynamic_sizes():  # bilinear UpSampling2D at a dynamic shape
+        for name, (function, signature) in serving_functions(bundle, max_pixels).items():
+            archive.add_endpoint(name, function, input_signature=signature)
+        archive.write_out(str(directory), verbose=False)
+
+
+# --------------------------------------------------------------------------- versions
+
+def existing_versions(base_dir):
+    """Integer version directories under base_dir, sorted."""
+    base_dir = pathlib.Path(base_dir)
+    if not base_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in base_dir.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def choose_version(base_dir, version=None):
+    """`version`, or the next free integer; never an existing one (no silent overwrite)."""
+    versions = existing_versions(base_dir)
+    if version is None:
+        return (versions[-1] + 1) if versions else 1
+    version = int(version)
+    if version < 0:
+        raise ExportError(f"--version must be a non-negative integer, not {version}")
+    if (pathlib.Path(base_dir) / str(version)).exists():
+        raise ExportError(
+            f"{base_dir}/{version} exists; exports are never overwritten: pass another "
+            f"--version or omit it (next free: {choose_version(base_dir)})")
+    return version
+
+
+# --------------------------------------------------------------------------- the export
+
+def directory_bytes(directory):
+    """Total size of the files under `directory`."""
+    return sum(p.stat().st_size for p in pathlib.Path(directory).rglob("*") if p.is_file())
+
+
+def metadata(bundle, version, max_pixels, saved_model_dir):
+    """koala_export.json: what was exported, from what, with which software, and its size."""
+    return {
+        "koala_version": koala.__version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "version": version,
+        "bundle": str(bundle.path),
+        "bundle_meta": bundle.meta,
+        "working_size": bundle.size,
+        "max_pixels": max_pixels,  # larger images: InvalidArgument before decoding
+        "signatures": SIGNATURES,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "saved_model_bytes": directory_bytes(saved_model_dir),
+    }
+
+
+def export(bundle, output_dir, version=None, tflite=False, quantize=None, parity_photos=None,
+           max_pixels=image_io.DEFAULT_MAX_PIXELS):
+    """Writes OUTPUT_DIR/<version>/ and returns its path; the metadata holds the figures.
+
+    The version is assembled in a hidden temporary directory beside it and renamed into
+    place at the end: TF Serving polls OUTPUT_DIR and must never see a half-written version.
+    """
+    if quantize and not tflite:
+        raise ExportError("--quantize applies to the TFLite file: add --tflite")
+    output_dir = pathlib.Path(output_dir)
+    version = choose_version(output_dir, version)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".koala-export-{version}-", dir=output_dir))
+    staging.chmod(0o755)  # mkdtemp makes it private; a serving container may run as another user
+    try:
+        write_saved_model(bundle, staging, max_pixels)
+        meta = metadata(bundle, version, max_pixels, staging)
+        if tflite:
+            meta["tflite"] = tflite_lib.write_tflite(bundle, staging, quantize, parity_photos)
+        (staging / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        target = output_dir / str(version)
+        staging.rename(target)  # raises if another export filled this version meanwhile
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logging.info("exported %s (%.1f MB SavedModel) to %s", bundle.name,
+                 meta["saved_model_bytes"] / 1e6, target)
+    return target
