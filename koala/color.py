@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from koala.photo import (  # noqa: F401 (the CIE constants' TF-free home, for LiteRT)
-    D65_WHITE, EPSILON, KAPPA, RGB_TO_XYZ, XYZ_TO_RGB)
+from koala.photo import (  # the CIE constants' TF-free home, for LiteRT
+    D65_WHITE, EPSILON, KAPPA, RGB_TO_XYZ, XYZ_TO_RGB, lab_to_linear_rgb)
 
 L_SCALE = 50.0
 AB_SCALE = 128.0
@@ -41,15 +41,40 @@ def rgb_to_lab(rgb):
     return tf.stack([lightness, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
 
 
-def lab_to_rgb(lab):
-    """Lab [..., 3] -> RGB in [0, 1] (clipped: out-of-gamut colours are clamped)."""
-    lab = tf.convert_to_tensor(lab, tf.float32)
-    lightness, a, b = tf.unstack(lab, axis=-1)
+def _lab_to_linear_rgb(lab):
+    """Lab [..., 3] -> unclipped linear RGB [..., 3]."""
+    lightness, a, b = tf.unstack(tf.convert_to_tensor(lab, tf.float32), axis=-1)
     fy = (lightness + 16.0) / 116.0
     f = tf.stack([fy + a / 500.0, fy, fy - b / 200.0], axis=-1)
     xyz = tf.where(f > 0.2068966, tf.pow(f, 3.0), (f - 16.0 / 116.0) / KAPPA)
     xyz = xyz * tf.constant(D65_WHITE, tf.float32)
-    linear = tf.tensordot(xyz, tf.constant(XYZ_TO_RGB.T, tf.float32), axes=1)
+    return tf.tensordot(xyz, tf.constant(XYZ_TO_RGB.T, tf.float32), axes=1)
+
+
+def _desaturate_into_gamut(linear):
+    """Moves each linear RGB colour towards the grey of equal luminance until it fits in
+    [0, 1]: Y is a fixed weighted sum, so Y, and with it L, is kept exactly (koala.photo
+    does the same in NumPy)."""
+    y_weights = tf.constant(RGB_TO_XYZ[1], tf.float32)
+    luminance = tf.clip_by_value(tf.tensordot(linear, y_weights, axes=1), 0.0, 1.0)[..., None]
+    towards = linear - luminance
+    safe = tf.where(towards == 0.0, 1.0, towards)
+    limit = tf.where(towards > 0, (1.0 - luminance) / safe,
+                     tf.where(towards < 0, -luminance / safe, np.inf))
+    keep = tf.clip_by_value(tf.reduce_min(limit, axis=-1, keepdims=True), 0.0, 1.0)
+    return luminance + keep * towards
+
+
+def lab_to_rgb(lab, keep_lightness=False):
+    """Lab [..., 3] -> sRGB in [0, 1].
+
+    Out-of-gamut colours are clamped per channel, or with keep_lightness desaturated
+    towards the grey of equal luminance, so L survives (the colorize path; in-gamut colours
+    are the same either way).
+    """
+    linear = _lab_to_linear_rgb(lab)
+    if keep_lightness:
+        linear = _desaturate_into_gamut(linear)
     linear = tf.maximum(linear, 0.0)
     rgb = tf.where(linear > 0.0031308,
                    1.055 * tf.pow(tf.maximum(linear, 0.0031308), 1.0 / 2.4) - 0.055,
@@ -140,14 +165,6 @@ def ab_bins(grid_size=GRID_SIZE):
     in_gamut = np.all(np.abs(lab_to_linear_rgb(lab) - 0.5) <= 0.5, axis=-1)
     keep = in_gamut.any(axis=(1, 2))
     return cells[keep].astype(np.float32)
-
-
-def lab_to_linear_rgb(lab):
-    """Unclipped linear RGB of Lab, for gamut tests."""
-    fy = (lab[..., 0] + 16.0) / 116.0
-    f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], -1)
-    xyz = np.where(f > 0.2068966, f ** 3, (f - 16.0 / 116.0) / KAPPA) * D65_WHITE
-    return xyz @ XYZ_TO_RGB.T
 
 
 def soft_encode(ab, bins=None, neighbours=5, sigma=5.0):

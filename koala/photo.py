@@ -148,6 +148,14 @@ def _f_inverse(f):
     return np.where(f > np.float32(6.0 / 29.0), f * f * f, linear_part)
 
 
+def lab_to_linear_rgb(lab):
+    """Lab [..., 3] -> unclipped linear RGB [..., 3] (gamut tests: koala.color.ab_bins)."""
+    fy = (lab[..., 0] + 16.0) / 116.0
+    xyz = np.stack([_f_inverse(fy + lab[..., 1] / 500.0), _f_inverse(fy),
+                    _f_inverse(fy - lab[..., 2] / 200.0)], -1) * D65_WHITE
+    return xyz @ XYZ_TO_RGB.T
+
+
 @functools.lru_cache(maxsize=None)
 def _srgb_table():
     """sRGB value of every 16-bit linear level: the curve by lookup (error < 0.06 of an 8-bit

@@ -139,7 +139,8 @@ class Evaluation:
             return np.zeros((1, 1, 2), np.float32)
         if method == MEAN_AB:
             return np.broadcast_to(self.mean_ab, (1, 1, 2)).copy()
-        return self.colorizers[method].predict_ab([lightness], self.vividness.get(method))[0]
+        colorizer = self.colorizers[method]
+        return colorizer.ab_at_working_scale([lightness], self.vividness.get(method))[0]
 
     def add(self, sample):
         truth = sample.rgb

@@ -62,7 +62,7 @@ class Colorizer:
                                                         interpolation=cv2.INTER_AREA)
         return canvas, (top, top + h, left, left + w)
 
-    def predict_ab(self, lightness_maps, vividness=None):
+    def ab_at_working_scale(self, lightness_maps, vividness=None):
         """Full-res L maps -> ab over each one's content at working scale; same shapes batch.
 
         vividness: 0 (most accurate) .. 1 (most vivid), None for the model's default."""
@@ -83,7 +83,7 @@ class Colorizer:
         photos = [split(image) for image in images]
         todo = [i for i, p in enumerate(photos)
                 if not (keep_color and p.rgb is not None and has_colour(p.rgb))]
-        predicted = self.predict_ab([photos[i].lightness for i in todo], vividness)
+        predicted = self.ab_at_working_scale([photos[i].lightness for i in todo], vividness)
         outputs = [np.asarray(image) for image in images]  # kept colour photos pass through
         for i, ab in zip(todo, predicted):
             photo = photos[i]

@@ -148,7 +148,7 @@ class LiteRTRuntime:
         out = np.stack(out)
         if out.shape[-1] == 2:  # no vividness control
             return out
-        ab, accurate, vivid = out[..., :2], out[..., 2:4], out[..., 4:]  # koala.serving.tflite's order
+        ab, accurate, vivid = out[..., :2], out[..., 2:4], out[..., 4:]  # tflite_function's order
         return vividness_lib.select(
             {"ab": ab, vividness_lib.ACCURATE: accurate, vividness_lib.VIVID: vivid}, vividness,
             self.default_vividness)

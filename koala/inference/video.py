@@ -150,7 +150,7 @@ def colorize_frames(frames, colorizer, batch_size=8, smoother=None):
     """
     for batch in _batches(frames, batch_size):
         photos = [split(frame) for frame in batch]
-        predicted = colorizer.predict_ab([photo.lightness for photo in photos])
+        predicted = colorizer.ab_at_working_scale([photo.lightness for photo in photos])
         for photo, ab in zip(photos, predicted):
             small = cv2.resize(photo.lightness, ab.shape[1::-1], interpolation=cv2.INTER_AREA)
             smoothed = smoother(small, ab) if smoother else ab

@@ -7,14 +7,14 @@ numbers as `koala colorize` (koala.inference.colorizer) within one level
 (tests/serving/test_export.py compares them). One difference: like every TF decoder, the
 graph ignores EXIF orientation, which `koala colorize` applies.
 
-The working shape, the fit and the recombination have NumPy/OpenCV forms in koala.photo and
+The working shape and the fit have NumPy/OpenCV forms in koala.photo and
 koala.inference.colorizer; the TF forms here exist only because the graph needs them (a
-SavedModel cannot call NumPy), and tests check that the two agree.
+SavedModel cannot call NumPy), and tests check that the two agree. The recombination's TF
+form is koala.color.lab_to_rgb(keep_lightness=True).
 """
 
 import dataclasses
 
-import numpy as np
 import tensorflow as tf
 
 from koala import color, image_io
@@ -188,35 +188,11 @@ def lightness_to_ab(bundle, lightness, vividness=None):
     return tf.image.resize(ab, tf.shape(lightness)[1:3], method="bilinear")
 
 
-def lab_to_rgb_keeping_lightness(lab):
-    """Lab [..., 3] -> sRGB [..., 3] in [0, 1]; out-of-gamut colours are desaturated
-    towards the grey of equal luminance in linear RGB, so L survives (not clipped per
-    channel). The TF form of koala.photo.recombine; in-gamut colours are exact.
-    """
-    lightness, a, b = tf.unstack(tf.convert_to_tensor(lab, tf.float32), axis=-1)
-    fy = (lightness + 16.0) / 116.0
-    f = tf.stack([fy + a / 500.0, fy, fy - b / 200.0], axis=-1)
-    xyz = tf.where(f > 0.2068966, f ** 3, (f - 16.0 / 116.0) / color.KAPPA)
-    xyz = xyz * tf.constant(color.D65_WHITE, tf.float32)
-    linear = tf.tensordot(xyz, tf.constant(color.XYZ_TO_RGB.T, tf.float32), axes=1)
-    y_weights = tf.constant(color.RGB_TO_XYZ[1], tf.float32)
-    luminance = tf.clip_by_value(tf.tensordot(linear, y_weights, axes=1), 0.0, 1.0)[..., None]
-    towards = linear - luminance
-    safe = tf.where(towards == 0.0, 1.0, towards)
-    limit = tf.where(towards > 0, (1.0 - luminance) / safe,
-                     tf.where(towards < 0, -luminance / safe, np.inf))
-    keep = tf.clip_by_value(tf.reduce_min(limit, axis=-1, keepdims=True), 0.0, 1.0)
-    linear = tf.maximum(luminance + keep * towards, 0.0)
-    return tf.where(linear > 0.0031308,
-                    1.055 * tf.pow(tf.maximum(linear, 0.0031308), 1.0 / 2.4) - 0.055,
-                    12.92 * linear)
-
-
 def colorize_rgb(bundle, rgb, vividness=None):
     """uint8 RGB [H, W, 3] -> uint8 RGB [H, W, 3]: new ab, the original full-resolution L."""
     lightness = color.rgb_to_lab(tf.cast(rgb, tf.float32) / 255.0)[..., :1]
     ab = lightness_to_ab(bundle, lightness[None], vividness)[0]
-    out = lab_to_rgb_keeping_lightness(tf.concat([lightness, ab], axis=-1))
+    out = color.lab_to_rgb(tf.concat([lightness, ab], axis=-1), keep_lightness=True)
     return tf.cast(tf.clip_by_value(tf.round(out * 255.0), 0.0, 255.0), tf.uint8)
 
 
