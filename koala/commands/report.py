@@ -17,7 +17,7 @@ from koala.errors import UserError, check_choice
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output", "experiments/REPORT.md", "the Markdown report to write")
 flags.DEFINE_string("budget", "cpu", "size of every run: tiny proves the pipeline in about a "
-                    "minute; cpu is the real report")  # checked in main: koala.report loads TF
+                    "minute; cpu is the real report")  # checked in main: reproduce loads TF
 flags.DEFINE_string("workdir", "runs/report", "records and training runs (per budget)")
 flags.DEFINE_string("data", "../shared/data", "the shared photos (cifar10/, photos/)")
 flags.DEFINE_bool("reuse_runs", False, "reuse finished training runs in the workdir instead "
@@ -29,10 +29,10 @@ def main(argv):
         raise UserError(f"unexpected arguments: {argv[1:]}")
     if not pathlib.Path(FLAGS.data).is_dir():  # before TensorFlow and the classifier load
         raise UserError(f"--data {FLAGS.data}: no such folder (it holds cifar10/ and photos/)")
-    from koala import report  # late: `koala report --help` should not import TensorFlow
+    from koala.reproduce import budget, run  # late: `koala report --help` skips TensorFlow
 
-    check_choice("budget", FLAGS.budget, report.BUDGETS)
+    check_choice("budget", FLAGS.budget, budget.BUDGETS)
     try:
-        report.run(FLAGS.output, FLAGS.budget, FLAGS.workdir, FLAGS.data, FLAGS.reuse_runs)
+        run.run(FLAGS.output, FLAGS.budget, FLAGS.workdir, FLAGS.data, FLAGS.reuse_runs)
     except (ValueError, RuntimeError) as error:  # no usable photos, no classifier
         raise UserError(str(error)) from error

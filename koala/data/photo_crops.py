@@ -24,6 +24,9 @@ def list_photos(folder):
 
 
 def _decode(path, short_side):
+    """TF decoding, not koala.image_io's: it runs inside tf.data's parallel map (no GIL, gs://
+    paths). It ignores EXIF orientation and ICC profiles, which random crops of training
+    photos tolerate; the short side is resized to `short_side` for the crop."""
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
     target = tf.cast(tf.round(shape * short_side / tf.reduce_min(shape)), tf.int32)

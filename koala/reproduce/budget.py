@@ -1,0 +1,71 @@
+"""How big every run of the report is, and where its files go.
+
+A `Budget` scales everything at once: "tiny" proves the pipeline in about a minute (CI);
+"cpu" is the committed report, about 25 minutes on a busy 2-core machine. At either budget
+the models are far from converged: the report measures the direction of each effect early
+in training, not the papers' final numbers.
+"""
+
+import dataclasses
+import pathlib
+from typing import Callable, Optional
+
+SEED = 0  # of the record samples and of every training run
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """How big every run of the report is."""
+
+    name: str
+    steps: int  # optimizer steps of every photo model's training run
+    cifar_steps: int  # the 32 px CIFAR U-Nets: ~8x cheaper a step, so they get more
+    batch: int
+    photo_size: int  # working size of the photo records (divisible by 32)
+    photos: int  # photos sampled from photos/train (10% become the val split)
+    cifar_images: int  # CIFAR-10 images sampled (10% val)
+    eval_images: int  # at most this many val images per comparison
+    unet_width: int  # seed 004 U-Net base width
+    zhang_width: float  # zhang_eccv16 width multiplier
+    reference_folders: int  # photos/val class folders used by seed 003
+    reference_per_folder: int
+
+
+BUDGETS = {
+    "tiny": Budget("tiny", steps=2, cifar_steps=2, batch=4, photo_size=32, photos=30,
+                   cifar_images=40, eval_images=6, unet_width=8, zhang_width=0.125,
+                   reference_folders=2, reference_per_folder=2),
+    "cpu": Budget("cpu", steps=600, cifar_steps=2000, batch=16, photo_size=64, photos=2000,
+                  cifar_images=5000, eval_images=200, unet_width=16, zhang_width=0.25,
+                  reference_folders=16, reference_per_folder=3),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class FromBudget:
+    """A config override whose value is the budget's field `field` (a width that scales)."""
+
+    field: str
+
+
+def resolve(overrides, budget):
+    """`overrides` with every FromBudget replaced by the budget's value."""
+    return {key: getattr(budget, value.field) if isinstance(value, FromBudget) else value
+            for key, value in overrides.items()}
+
+
+@dataclasses.dataclass
+class Context:
+    """Where things are and what they cost: shared by every claim."""
+
+    budget: Budget
+    data: pathlib.Path  # ../shared/data
+    workdir: pathlib.Path  # records/ and runs/ of this budget
+    figures: pathlib.Path  # PNGs beside REPORT.md
+    figures_link: str  # how REPORT.md refers to that folder
+    reuse_runs: bool = False
+    classify: Optional[Callable] = None  # the ImageNet judge of semantic interpretability
+
+    def figure(self, name):
+        """(path to write, link from REPORT.md) of the figure file `name`."""
+        return self.figures / name, f"{self.figures_link}/{name}"
