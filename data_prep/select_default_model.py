@@ -29,6 +29,7 @@ import tensorflow as tf
 from koala import bundle as bundle_lib
 from koala import color, image_io, photo, vividness
 from koala.evaluation import metrics
+from koala.data import photo_crops
 from koala.models import effnet_unet
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -37,7 +38,6 @@ WEIGHTS = (0.0, 0.25, 0.5, 1.0)  # share of the regression head
 TEMPERATURES = (0.2, 0.38, 0.6)
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5)  # strength of the prior correction
 VIVIDNESS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
-PRIOR_PHOTOS = 2000
 COLORFULNESS_RANGE = (0.9, 1.15)
 TARGETS = {"psnr": 1.4, "auc": 2.2}  # gains over gray asked of the default (issue 15)
 STRIDE = 32
@@ -59,14 +59,10 @@ def load_trained(workdir):
     return model, latest
 
 
-def training_prior_bias(data, count=PRIOR_PHOTOS):
+def training_prior_bias(data):
     """log of Zhang's rebalancing weights (lambda 0.5) from the training photos' ab prior."""
-    paths = sorted(pathlib.Path(data, "photos", "train").rglob("*.jpg"))
-    counts = np.zeros(len(color.ab_bins()), np.int64)
-    for path in paths[::max(1, len(paths) // count)]:
-        rgb = cv2.resize(image_io.read_image(path), (64, 64), interpolation=cv2.INTER_AREA)
-        counts += color.histogram_counts(color.rgb_to_lab_cv2(rgb)[..., 1:])
-    return np.log(color.rebalancing_weights(color.smoothed_prior(counts), 0.5))
+    prior = photo_crops.ab_prior(str(pathlib.Path(data, "photos", "train")))
+    return np.log(color.rebalancing_weights(prior, 0.5))
 
 
 def _softmax(logits, temperature):

@@ -3,7 +3,8 @@
 import keras
 from absl import logging
 
-from koala import bundle
+from koala import bundle, color
+from koala.data import photo_crops
 from koala.training import losses
 from koala.training import records as records_lib
 from koala.training.config import ConfigError
@@ -68,14 +69,26 @@ def _prior_loss(make):
     return lambda config: make(records_lib.ab_prior(config.data.records), float(config.loss.lam))
 
 
+def _huber_bins(config):
+    """The default model's loss; with loss.rebalance its bin cross-entropy is rebalanced by
+    the ab prior of the training photos (loss.lam as Zhang's lambda)."""
+    weight_of = None
+    if config.loss.get("rebalance", False):
+        prior = photo_crops.ab_prior(config.data.train_photos)
+        weight_of = losses.bin_weight_lookup(
+            color.rebalancing_weights(prior, float(config.loss.lam)))
+    logit_weight = float(config.loss.get("logit_weight", 1.0))
+    return lambda y_true, outputs: losses.huber_bins(y_true, outputs, logit_weight,
+                                                     bin_weight_of=weight_of)
+
+
 # config.loss.name -> config -> loss(ab_true, outputs)
 LOSSES = {
     "mse_ab": lambda config: losses.mse_ab,
     "binned_cross_entropy": lambda config: losses.binned_cross_entropy,
     "rarity_weighted_mse": _prior_loss(losses.rarity_weighted_mse),
     "rebalanced_cross_entropy": _prior_loss(losses.rebalanced_cross_entropy),
-    "huber_bins": lambda config: lambda y_true, outputs: losses.huber_bins(
-        y_true, outputs, float(config.loss.get("logit_weight", 1.0))),
+    "huber_bins": lambda config: _huber_bins(config),
 }
 
 

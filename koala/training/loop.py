@@ -48,7 +48,8 @@ def train(config, workdir, model=None, loss_fn=None, dataset_fn=None, strategy=N
 
     Args:
       config: an experiment ConfigDict (experiments/common.py).
-      workdir: checkpoints/, train/ and val/ (TensorBoard), metrics.jsonl, bundle/.
+      workdir: checkpoints/, train/ and val/ (TensorBoard), metrics.jsonl, config.json,
+        bundle/.
       model: None (the registry model of config.model), a keras.Model, or a function
         returning one (preferred under a strategy: it is called inside its scope).
       loss_fn: None (config.loss) or (ab_true, outputs) -> loss.
@@ -200,6 +201,9 @@ class _Run:
         iterator = iter(self.strategy.distribute_datasets_from_function(
             lambda context: self.dataset_fn("train", self.global_batch, context)))
         history = History(self.workdir, self.chief, self.step)
+        if self.chief:  # what the run trained with, beside its metrics (as big_vision keeps it)
+            with tf.io.gfile.GFile(join(self.workdir, "config.json"), "w") as stream:
+                stream.write(config.to_json_best_effort(indent=2, sort_keys=True))
         bar = progress_bar(self.step, total, self.chief)
         loss = float("nan")
         while self.step < total:

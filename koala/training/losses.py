@@ -113,7 +113,7 @@ def binned_cross_entropy(y_true, logits, value_range=unet.VALUE_RANGE):
     return tf.reduce_mean(tf.reduce_sum(per_channel, axis=-1))
 
 
-def huber_bins(y_true, outputs, logit_weight=1.0, delta=10.0):
+def huber_bins(y_true, outputs, logit_weight=1.0, delta=10.0, bin_weight_of=None):
     """The default model's loss: Huber on ab (Lab units) + soft-encoded bin cross-entropy.
 
     `outputs` is the two-head dict of koala.models.effnet_unet ("ab" regression in [-1, 1],
@@ -122,6 +122,8 @@ def huber_bins(y_true, outputs, logit_weight=1.0, delta=10.0):
     chasing outliers; the bin head learns the multimodal distribution that the prior
     correction and the vividness control later reweight. The target ab is average-pooled
     to the logits' resolution before soft-encoding (5 nearest bins, sigma 5).
+    bin_weight_of (bin_weight_lookup of Zhang's rebalancing weights) weighs each pixel of
+    the cross-entropy by the rarity of its colour: class rebalancing in training.
     """
     y_true = tf.convert_to_tensor(y_true, tf.float32)
     error = color.unscale_ab(tf.cast(outputs["ab"], tf.float32) - y_true)
@@ -130,9 +132,10 @@ def huber_bins(y_true, outputs, logit_weight=1.0, delta=10.0):
     logits = tf.cast(outputs["ab_logits"], tf.float32)
     stride = y_true.shape[1] // logits.shape[1]
     ab_low = tf.nn.avg_pool2d(color.unscale_ab(y_true), stride, stride, "VALID")
-    cross_entropy = -tf.reduce_mean(tf.reduce_sum(
-        color.soft_encode(ab_low) * tf.nn.log_softmax(logits), -1))
-    return regression + logit_weight * cross_entropy
+    per_pixel = -tf.reduce_sum(color.soft_encode(ab_low) * tf.nn.log_softmax(logits), -1)
+    if bin_weight_of is not None:
+        per_pixel = bin_weight_of(ab_low) * per_pixel
+    return regression + logit_weight * tf.reduce_mean(per_pixel)
 
 
 def for_output(kind, prior=None, lam=0.5):

@@ -108,3 +108,22 @@ def test_bin_weight_lookup_agrees_with_nearest_bin_in_gamut(photo_prior):
     np.testing.assert_allclose(looked_up, weights[color.nearest_bin(ab).numpy()])
     far = np.array([[127.0, -128.0]], np.float32)  # outside every listed cell: still a weight
     assert np.isfinite(losses.bin_weight_lookup(weights)(far).numpy()).all()
+
+
+def test_huber_bins_rebalancing_weighs_each_pixel_of_the_bin_loss_by_its_colour():
+    """Rebalanced by a prior that is mostly grey, a grey target's bin loss shrinks and a
+    saturated one's grows by exactly their weights; the Huber part is untouched."""
+    import tensorflow as tf
+
+    weights = losses.rarity_weights(skewed_prior())
+    weight_of = losses.bin_weight_lookup(weights)
+    logits = tf.random.stateless_normal([1, 2, 2, Q], seed=(1, 2))
+    for ab, bin_index in (((0.0, 0.0), grey_bin()),
+                          ((60.0, 40.0), int(color.bin_index(np.array([60.0, 40.0]))))):
+        y_true = tf.constant(np.broadcast_to(np.array(ab) / color.AB_SCALE, (1, 8, 8, 2)),
+                             tf.float32)
+        outputs = {"ab": y_true, "ab_logits": logits}  # a perfect regression: Huber 0
+        plain = float(losses.huber_bins(y_true, outputs))
+        rebalanced = float(losses.huber_bins(y_true, outputs, bin_weight_of=weight_of))
+        assert rebalanced == pytest.approx(weights[bin_index] * plain, rel=1e-5)
+    assert weights[grey_bin()] < 1 < weights[int(color.bin_index(np.array([60.0, 40.0])))]

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from koala import bundle, image_io
-from koala.serving import saved_model, tflite
+from koala import bundle, color, image_io
 from koala.inference import colorizer as colorizer_lib
+from koala.serving import saved_model, tflite
 from koala.training import config as training_config, distribute, loop, records
 
 SAVED_MODEL_CLI = pathlib.Path(sys.executable).parent / "saved_model_cli"
@@ -198,3 +198,27 @@ def test_user_errors_are_one_line_without_a_traceback(tmp_path, shared_data):
         assert len(lines) == 1, (case, result.stderr[-2000:])
         for text in needed:
             assert text in lines[0], (case, lines[0])
+
+
+def test_default_trains_with_class_rebalancing_from_its_photos_prior(
+        workroot, tmp_path, shared_data, monkeypatch):
+    """The `rebalanced` idea of issue 15 runs through koala train: the prior comes from the
+    training photos (the default reads no records), weighs the bin loss and is recorded."""
+    from koala.data import photo_crops
+
+    config = tiny_config("default", shared_data)
+    prior = photo_crops.ab_prior(config.data.train_photos)
+    assert prior.shape == (len(color.ab_bins()),) and abs(prior.sum() - 1) < 1e-6
+    assert np.abs(color.ab_bins()[prior.argmax()]).max() <= 20  # real photos: mostly muted
+    monkeypatch.chdir(workroot)
+    losses = {}
+    for rebalance in (False, True):  # the same seed, data and start: only the loss differs
+        config.loss.rebalance = rebalance
+        keras.backend.clear_session()
+        summary = loop.train(config, tmp_path / f"run_{rebalance}",
+                             strategy=tf.distribute.get_strategy())
+        assert summary["step"] == 2 and np.isfinite(summary["train_loss"])
+        losses[rebalance] = summary["train_loss"]
+    assert losses[True] != pytest.approx(losses[False], rel=1e-3)
+    trained_with = json.loads((tmp_path / "run_True" / "config.json").read_text())
+    assert trained_with["loss"]["rebalance"] is True and trained_with["loss"]["lam"] == 0.5
