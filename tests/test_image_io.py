@@ -105,7 +105,7 @@ def test_corpus_reads_as_expected(tmp_path):
     entries = hostile_corpus.build(tmp_path)
     for name, entry in entries.items():
         if entry.outcome == "ok":
-            hostile_corpus.check(entry, images.to_rgb(image_io.read_image(tmp_path / name)))
+            hostile_corpus.check(entry, image_io.to_rgb8(image_io.read_image(tmp_path / name)))
         else:
             with pytest.raises(image_io.UnreadableImage) as refused:
                 image_io.read_image(tmp_path / name)

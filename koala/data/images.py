@@ -20,7 +20,6 @@ from koala import color, image_io, photo
 from koala.data import schema
 
 DEFAULT_MAX_PIXELS = image_io.DEFAULT_MAX_PIXELS  # larger headers are refused undecoded
-to_rgb = image_io.to_rgb8  # any array as read -> uint8 RGB, alpha over white
 DEFAULT_MIN_CHROMA = photo.COLOUR_CHROMA  # below it: a grayscale source (no colour to learn)
 RESIZE_MODES = ("pad", "crop", "stretch")
 
@@ -62,7 +61,8 @@ def decode(data, max_pixels=DEFAULT_MAX_PIXELS, target_size=None):
     profiles converted to sRGB, CMYK through its profile; its error reasons are ours.
     """
     try:
-        return to_rgb(image_io.decode(data, max_pixels=max_pixels, draft_size=target_size))
+        image = image_io.decode(data, max_pixels=max_pixels, draft_size=target_size)
+        return image_io.to_rgb8(image)
     except image_io.UnreadableImage as error:
         raise Skip(error.reason, str(error).removeprefix("<bytes>: ")) from None
 
@@ -158,8 +158,8 @@ def process(payload, size, mode="pad", pad_value=255, min_chroma=DEFAULT_MIN_CHR
     The chroma test runs on the real pixels only (not the padding) at working size.
     """
     if isinstance(payload, np.ndarray):
-        rgb = to_rgb(np.squeeze(payload) if payload.ndim == 3 and payload.shape[-1] == 1
-                     else payload)
+        gray = payload.ndim == 3 and payload.shape[-1] == 1
+        rgb = image_io.to_rgb8(np.squeeze(payload) if gray else payload)
     else:
         rgb = decode(payload, max_pixels=max_pixels, target_size=size)
     resized, (top, bottom, left, right) = resize(rgb, size, mode, pad_value)

@@ -39,7 +39,7 @@ def sample_list(folder, count, path, seed=SEED):
     return path
 
 
-def ensure_records(context, name, folder, count, size, embedding=""):
+def sample_records(context, name, folder, count, size, embedding=""):
     """Builds (once) records of a sample of `folder` at `size`, centre-cropped, 10% val."""
     from koala.data import sources, writer  # noqa: PLC0415
 
@@ -64,9 +64,9 @@ def records(context, which):
     with the Lite0 embedding that seed 001 fuses)."""
     budget = context.budget
     if which == "cifar10":
-        return ensure_records(context, "cifar10", context.data / "cifar10",
+        return sample_records(context, "cifar10", context.data / "cifar10",
                               budget.cifar_images, 32), 32
-    return ensure_records(context, "photos", context.data / "photos" / "train", budget.photos,
+    return sample_records(context, "photos", context.data / "photos" / "train", budget.photos,
                           budget.photo_size, embedding="efficientnet_lite0"), budget.photo_size
 
 
