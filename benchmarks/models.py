@@ -82,20 +82,20 @@ def train_speed(name, config, batch, size, min_seconds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--min-seconds", type=float, default=5.0)
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--min_seconds", type=float, default=5.0)
     args = parser.parse_args()
     figures = {}
     for label in args.models:
         name, config = CONFIGS[label]
-        params, forward = forward_speed(name, config, args.batch, 224, args.min_seconds)
-        train = train_speed(name, config, args.batch, 128, args.min_seconds)
+        params, forward = forward_speed(name, config, args.batch_size, 224, args.min_seconds)
+        train = train_speed(name, config, args.batch_size, 128, args.min_seconds)
         figures[label] = {"model": name, "config": config, "params": params,
                           "backbone": models.describe(name, **config)["backbone"],
                           "forward_img_s_224": round(forward, 2),
                           "train_img_s_128": round(train, 2)}
         keras.backend.clear_session()
-    print(json.dumps({"benchmark": "models", "batch": args.batch,
+    print(json.dumps({"benchmark": "models", "batch_size": args.batch_size,
                       "threads": os.cpu_count(), "models": figures}))
 
 
