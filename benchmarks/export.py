@@ -104,10 +104,10 @@ def main():
         scratch = pathlib.Path(scratch)
         bundle, stand_in = load_bundle(args.model, scratch)
         start = time.perf_counter()
-        path = saved_model.export(bundle, scratch / "export", tflite=True, quantize="dynamic",
-                             parity_photos=photos)
+        path = pathlib.Path(saved_model.export(bundle, scratch / "export", tflite=True,
+                                               quantize="dynamic", parity_photos=photos))
         export_seconds = time.perf_counter() - start
-        meta = json.loads((path / saved_model.METADATA_FILE).read_text())
+        meta = saved_model.read_metadata(path)
         fresh = subprocess.run(
             [sys.executable, __file__, "--photos", args.photos, "--repeats", str(args.repeats),
              "--measure_saved_model", str(path)], capture_output=True, text=True, check=True)

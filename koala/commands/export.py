@@ -19,7 +19,8 @@ from koala.errors import UserError
 from koala.image_io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
 
 flags.DEFINE_string("model", "default", "model name ('default') or bundle / training workdir path")
-flags.DEFINE_string("output", None, "base directory of the served model (TF Serving's model path)")
+flags.DEFINE_string("output", None,
+                    "base directory of the served model (TF Serving's model path; local or gs://)")
 flags.DEFINE_integer("version", None, "integer version directory (default: the next free one)")
 flags.DEFINE_boolean("tflite", False, "also write model.tflite (TFLite built-in ops only)")
 flags.DEFINE_enum("quantize", None, ["dynamic"],
@@ -67,6 +68,6 @@ def main(argv):
     path = saved_model.export(model, FLAGS.output, version=FLAGS.version, tflite=FLAGS.tflite,
                              quantize=FLAGS.quantize, parity_photos=photos,
                              max_pixels=FLAGS.max_pixels)
-    metadata = json.loads((path / saved_model.METADATA_FILE).read_text())
-    print(json.dumps({"export": str(path), "saved_model_bytes": metadata["saved_model_bytes"],
+    metadata = saved_model.read_metadata(path)
+    print(json.dumps({"export": path, "saved_model_bytes": metadata["saved_model_bytes"],
                       "tflite": metadata.get("tflite", {})}))

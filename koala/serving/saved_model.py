@@ -9,11 +9,15 @@ Layout of an export (TF Serving discovers only integer version directories):
     DIR/<version>/saved_model.pb, variables/   the SavedModel
     DIR/<version>/koala_export.json            what was exported, from what, figures
     DIR/<version>/model.tflite                 with --tflite (model_int8.tflite: dynamic)
+
+DIR may be local or a gs:// (any tf.io.gfile) URL: TF Serving reads model_base_path from GCS.
 """
 
 import datetime
 import json
+import os
 import pathlib
+import posixpath
 import shutil
 import tempfile
 
@@ -22,7 +26,7 @@ import tensorflow as tf
 from absl import logging
 
 import koala
-from koala import image_io
+from koala import image_io, paths
 from koala.serving import graph
 from koala.serving import tflite as tflite_lib
 from koala.serving.dynamic_resize import resize_accepting_dynamic_sizes
@@ -96,11 +100,12 @@ def write_saved_model(bundle, directory, max_pixels=image_io.DEFAULT_MAX_PIXELS)
 # --------------------------------------------------------------------------- versions
 
 def existing_versions(base_dir):
-    """Integer version directories under base_dir, sorted."""
-    base_dir = pathlib.Path(base_dir)
-    if not base_dir.is_dir():
+    """Integer version directories under base_dir (local or URL), sorted."""
+    if not tf.io.gfile.isdir(str(base_dir)):
         return []
-    return sorted(int(p.name) for p in base_dir.iterdir() if p.is_dir() and p.name.isdigit())
+    names = (name.rstrip("/") for name in tf.io.gfile.listdir(str(base_dir)))
+    return sorted(int(name) for name in names
+                  if name.isdigit() and tf.io.gfile.isdir(paths.join(base_dir, name)))
 
 
 def choose_version(base_dir, version=None):
@@ -111,7 +116,7 @@ def choose_version(base_dir, version=None):
     version = int(version)
     if version < 0:
         raise ExportError(f"--version must be a non-negative integer, not {version}")
-    if (pathlib.Path(base_dir) / str(version)).exists():
+    if tf.io.gfile.exists(paths.join(base_dir, str(version))):
         raise ExportError(
             f"{base_dir}/{version} exists; exports are never overwritten: pass another "
             f"--version or omit it (next free: {choose_version(base_dir)})")
@@ -144,29 +149,53 @@ def metadata(bundle, version, max_pixels, saved_model_dir):
 
 def export(bundle, output_dir, version=None, tflite=False, quantize=None, parity_photos=None,
            max_pixels=image_io.DEFAULT_MAX_PIXELS):
-    """Writes OUTPUT_DIR/<version>/ and returns its path; the metadata holds the figures.
+    """Writes OUTPUT_DIR/<version>/ and returns its path (a string); the metadata holds the
+    figures.
 
-    The version is assembled in a hidden temporary directory beside it and renamed into
-    place at the end: TF Serving polls OUTPUT_DIR and must never see a half-written version.
+    The version is assembled in a hidden temporary directory and only then put in place:
+    TF Serving polls OUTPUT_DIR and must never see a half-written version. Locally that is
+    one rename; a URL (gs://) has no directory rename, so the staged files are copied up
+    with saved_model.pb last (TF Serving loads a version once its saved_model.pb is there).
     """
     if quantize and not tflite:
         raise ExportError("--quantize applies to the TFLite file: add --tflite")
-    output_dir = pathlib.Path(output_dir)
+    output_dir = str(output_dir)
     version = choose_version(output_dir, version)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".koala-export-{version}-", dir=output_dir))
+    remote = paths.is_url(output_dir)
+    if not remote:
+        os.makedirs(output_dir, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".koala-export-{version}-",
+                                            dir=None if remote else output_dir))
     staging.chmod(0o755)  # mkdtemp makes it private; a serving container may run as another user
+    target = paths.join(output_dir, str(version))
     try:
         write_saved_model(bundle, staging, max_pixels)
         meta = metadata(bundle, version, max_pixels, staging)
         if tflite:
             meta["tflite"] = tflite_lib.write_tflite(bundle, staging, quantize, parity_photos)
         (staging / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        target = output_dir / str(version)
-        staging.rename(target)  # raises if another export filled this version meanwhile
-    except BaseException:
+        if remote:
+            _copy_up(staging, target)
+        else:
+            staging.rename(target)  # raises if another export filled this version meanwhile
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
     logging.info("exported %s (%.1f MB SavedModel) to %s", bundle.name,
                  meta["saved_model_bytes"] / 1e6, target)
     return target
+
+
+def _copy_up(staging, target):
+    """Copies the staged export to the URL `target`, saved_model.pb last, never overwriting."""
+    files = sorted(p for p in staging.rglob("*") if p.is_file())
+    files.sort(key=lambda p: p.name == "saved_model.pb")  # stable: the graph goes last
+    for path in files:
+        destination = paths.join(target, *path.relative_to(staging).parts)
+        tf.io.gfile.makedirs(posixpath.dirname(destination))
+        tf.io.gfile.copy(str(path), destination, overwrite=False)
+
+
+def read_metadata(version_dir):
+    """koala_export.json of an export version (local or URL)."""
+    with tf.io.gfile.GFile(paths.join(version_dir, METADATA_FILE)) as stream:
+        return json.load(stream)

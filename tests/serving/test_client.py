@@ -11,6 +11,7 @@ import base64
 import http.server
 import json
 import os
+import pathlib
 import re
 import shutil
 import socket
@@ -34,7 +35,8 @@ MODEL_NAME = "koala"
 def export_base(tmp_path_factory):
     """TF Serving's model base path holding version 1 of a tiny model."""
     bundle = save_tiny_bundle(tmp_path_factory.mktemp("bundle"))
-    return saved_model.export(bundle, tmp_path_factory.mktemp("served") / MODEL_NAME).parent
+    return pathlib.Path(
+        saved_model.export(bundle, tmp_path_factory.mktemp("served") / MODEL_NAME)).parent
 
 
 class ServingContract(http.server.BaseHTTPRequestHandler):
@@ -156,7 +158,8 @@ def test_unknown_model_reports_http_404(rest_url):
 
 def test_connection_refused_is_a_clear_error():
     with pytest.raises(client.ClientError, match="cannot reach .*(refused|Errno 111)"):
-        client.predict(f"http://127.0.0.1:{free_port()}", MODEL_NAME, [photo_bytes("coffee", size=(8, 8))], timeout=5)
+        client.predict(f"http://127.0.0.1:{free_port()}", MODEL_NAME,
+                       [photo_bytes("coffee", size=(8, 8))], timeout=5)
 
 
 @pytest.mark.parametrize("status, body, problem", [

@@ -69,8 +69,8 @@ def tiny_bundle(tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported(tiny_bundle, tmp_path_factory):
     """One export (SavedModel + float and int8 TFLite) shared by the tests of this module."""
-    return saved_model.export(tiny_bundle, tmp_path_factory.mktemp("export") / "koala",
-                         tflite=True, quantize="dynamic")
+    return pathlib.Path(saved_model.export(tiny_bundle, tmp_path_factory.mktemp("export") / "koala",
+                                           tflite=True, quantize="dynamic"))
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +110,36 @@ def test_version_layout_and_metadata(exported, tiny_bundle):
     assert meta["version"] == 1 and meta["working_size"] == WORKING_SIZE
     assert meta["bundle_meta"]["output"] == "regression"
     weights = sum(w.numpy().nbytes for w in tiny_bundle.model.weights)
-    assert saved_model.directory_bytes(exported / "variables") < 1.2 * weights + 20_000  # stored once
+    stored = saved_model.directory_bytes(exported / "variables")
+    assert stored < 1.2 * weights + 20_000  # stored once
     assert meta["saved_model_bytes"] == saved_model.directory_bytes(exported) - sum(
         (exported / f).stat().st_size
         for f in (saved_model.METADATA_FILE, tflite.TFLITE_FILE, tflite.TFLITE_INT8_FILE))
+
+
+def test_export_to_a_url_filesystem_puts_every_file_in_place(tiny_bundle, exported):
+    """A URL base (ram:// here, gs:// for TF Serving on GCS) gets the same files as a local
+    export, staged locally and copied up; the served graph answers from there, and the next
+    export there takes the next version."""
+    base = f"ram://exports-{os.getpid()}/koala"
+    target = saved_model.export(tiny_bundle, base)
+    assert target == f"{base}/1" and saved_model.existing_versions(base) == [1]
+    local = sorted(str(p.relative_to(exported)) for p in exported.rglob("*") if p.is_file()
+                   and p.name not in (tflite.TFLITE_FILE, tflite.TFLITE_INT8_FILE))
+    remote = sorted(path[len(target) + 1:] for path in _walk_files(target))
+    assert remote == local
+    assert saved_model.read_metadata(target)["version"] == 1
+    image = photo_bytes("coffee", size=(64, 48))
+    signature = tf.saved_model.load(target).signatures["serving_default"]
+    here = tf.saved_model.load(str(exported)).signatures["serving_default"]
+    assert (signature(image_bytes=tf.constant([image]))["colorized_bytes"].numpy()[0]
+            == here(image_bytes=tf.constant([image]))["colorized_bytes"].numpy()[0])
+    assert saved_model.choose_version(base) == 2
+
+
+def _walk_files(top):
+    return [f"{root.rstrip('/')}/{name}" for root, _, files in tf.io.gfile.walk(top)
+            for name in files]
 
 
 def test_versions_never_overwritten(exported):
@@ -230,4 +256,4 @@ def test_cli_export_writes_next_version(tiny_bundle, tmp_path):
                         str(tiny_bundle.path), "--output", str(tmp_path / "koala")], cwd=REPO)
     line = json.loads(result.stdout.strip().splitlines()[-1])
     assert line["export"] == str(tmp_path / "koala" / "5") and line["saved_model_bytes"] > 0
-    assert "tflite" not in json.loads((tmp_path / "koala" / "5" / saved_model.METADATA_FILE).read_text())
+    assert "tflite" not in saved_model.read_metadata(tmp_path / "koala" / "5")
