@@ -257,7 +257,7 @@ CLIENT = {"pages.tif": "error: TIFF is not served", "truncated.jpg": "error: HTT
 
 def test_client_table(corpus, served, tmp_path):
     import tensorflow as tf  # noqa: PLC0415
-    from test_client import ServingContract, serve  # noqa: PLC0415 (TF Serving's contract)
+    from fake_tf_serving import ServingContract, serve  # noqa: PLC0415 (TF Serving's contract)
 
     from koala.serving import client  # noqa: PLC0415
 

@@ -9,18 +9,16 @@ the request: nothing is written to disk, kept after the response or served to an
 At most one colorization per CPU runs at once; others wait their turn.
 """
 
-import importlib.resources
 import ipaddress
 import os
 import threading
 import urllib.parse
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from koala import image_io
-from koala import vividness
+from koala import image_io, vividness, web
 from koala.inference import png
 
 DEFAULT_MAX_BYTES = 50 << 20
@@ -62,10 +60,6 @@ def is_loopback(host):
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _static(name):
-    return (importlib.resources.files("koala.app") / "static" / name).read_text("utf-8")
 
 
 def _upload_name(request):
@@ -111,7 +105,7 @@ def create_app(colorizer, max_bytes=DEFAULT_MAX_BYTES, max_pixels=DEFAULT_MAX_PI
     """The app around a loaded koala.inference.colorizer.Colorizer; `options` go to every call
     (per-request REQUEST_OPTIONS override them)."""
     app = FastAPI(title="Koala", docs_url=None, redoc_url=None, openapi_url=None)
-    page = (_static("index.html").replace("{{max_bytes}}", str(max_bytes))
+    page = (web.static_text("koala.app", "index.html").replace("{{max_bytes}}", str(max_bytes))
             .replace("{{max_megapixels}}", f"{max_pixels / 1e6:g}")
             .replace("{{vividness}}", _default_vividness(colorizer)))
     turns = threading.Semaphore(os.cpu_count() or 1)
@@ -130,11 +124,8 @@ def create_app(colorizer, max_bytes=DEFAULT_MAX_BYTES, max_pixels=DEFAULT_MAX_PI
                 raise UploadRefused(422, f"{name}: {error}") from None
             return png.encode(colorized), colorized.shape
 
-    @app.middleware("http")
-    async def security_headers(request, call_next):
-        response = await call_next(request)
-        response.headers.update(SECURITY_HEADERS)
-        return response
+    web.add_security_headers(app, SECURITY_HEADERS)
+    web.add_static_route(app, "koala.app", STATIC_TYPES)
 
     @app.exception_handler(UploadRefused)
     async def refused(request, error):
@@ -144,11 +135,6 @@ def create_app(colorizer, max_bytes=DEFAULT_MAX_BYTES, max_pixels=DEFAULT_MAX_PI
     def index():
         return HTMLResponse(page)
 
-    @app.get("/static/{name}")
-    def static(name: str):
-        if name not in STATIC_TYPES:
-            raise HTTPException(404)
-        return Response(_static(name), media_type=STATIC_TYPES[name])
 
     @app.post("/api/colorize")
     async def colorize_upload(request: Request):

@@ -6,7 +6,6 @@ server logs at start, so participants cannot read which photos are fake.
 Nothing is uploaded: the only body accepted is a vote, at most MAX_BODY_BYTES of JSON.
 """
 
-import importlib.resources
 import json
 import re
 import secrets
@@ -16,7 +15,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from koala import image_io
+from koala import image_io, web
 from koala.study import db as study_db
 from koala.study import results, stats
 
@@ -32,10 +31,6 @@ SECURITY_HEADERS = {
 STATIC_TYPES = {"study.js": "text/javascript", "study.css": "text/css"}
 VOTE_ERRORS = {study_db.UnknownParticipant: 403, study_db.UnknownImage: 404,
                study_db.AlreadyVoted: 409}
-
-
-def _static(name):
-    return (importlib.resources.files("koala.study") / "static" / name).read_text("utf-8")
 
 
 async def _bounded_body(request):
@@ -69,26 +64,16 @@ def create_app(catalog, database, results_key):
     database.register_images(catalog.images.values())
     app = FastAPI(title="Koala: Fake or real?", docs_url=None, redoc_url=None, openapi_url=None)
 
-    @app.middleware("http")
-    async def security_headers(request, call_next):
-        response = await call_next(request)
-        response.headers.update(SECURITY_HEADERS)
-        return response
-
-    _add_file_routes(app, catalog)
-    _add_question_routes(app, catalog, database, _static("study.html"))
+    web.add_security_headers(app, SECURITY_HEADERS)
+    web.add_static_route(app, "koala.study", STATIC_TYPES)
+    _add_image_route(app, catalog)
+    _add_question_routes(app, catalog, database, web.static_text("koala.study", "study.html"))
     _add_results_routes(app, database, results_key)
     return app
 
 
-def _add_file_routes(app, catalog):
-    """The page's static files and the study's images."""
-
-    @app.get("/static/{name}")
-    def static_file(name: str):
-        if name not in STATIC_TYPES:
-            raise HTTPException(404)
-        return Response(_static(name), media_type=STATIC_TYPES[name])
+def _add_image_route(app, catalog):
+    """The study's images, by opaque id."""
 
     @app.get("/image/{image_id}")
     def image(image_id: str):

@@ -7,17 +7,13 @@ loopback http.server that runs the exported model; against the real
 `tensorflow_model_server` only when it is on PATH.
 """
 
-import base64
-import http.server
 import json
 import os
 import pathlib
-import re
 import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 
@@ -26,6 +22,7 @@ import pytest
 import tensorflow as tf
 
 from koala.serving import client, graph, saved_model
+from fake_tf_serving import ServingContract, serve
 from test_export import REPO, decode_png, photo_bytes, save_tiny_bundle
 
 MODEL_NAME = "koala"
@@ -37,54 +34,6 @@ def export_base(tmp_path_factory):
     bundle = save_tiny_bundle(tmp_path_factory.mktemp("bundle"))
     return pathlib.Path(
         saved_model.export(bundle, tmp_path_factory.mktemp("served") / MODEL_NAME)).parent
-
-
-class ServingContract(http.server.BaseHTTPRequestHandler):
-    """POST /v1/models/<name>[/versions/<n>]:predict over a loaded SavedModel, as TF Serving."""
-
-    models = {}  # name -> loaded SavedModel (set by the fixture)
-
-    def do_POST(self):  # noqa: N802  (http.server's naming)
-        match = re.fullmatch(r"/v1/models/(\w+)(?:/versions/\d+)?:predict", self.path)
-        if not match or match.group(1) not in self.models:
-            return self.reply(404, {"error": f"Servable not found for request: {self.path}"})
-        try:
-            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            signature = self.models[match.group(1)].signatures[
-                request.get("signature_name", "serving_default")]
-            images = [base64.b64decode(self.input_value(one)["b64"])
-                      for one in request["instances"]]
-            pngs = signature(image_bytes=tf.constant(images))[client.IMAGE_OUTPUT].numpy()
-        except tf.errors.InvalidArgumentError as error:
-            return self.reply(400, {"error": error.message})
-        except (ValueError, KeyError, TypeError) as error:
-            return self.reply(400, {"error": f"malformed request: {error!r}"})
-        self.reply(200, {"predictions": [{"b64": base64.b64encode(p).decode()} for p in pngs]})
-
-    @staticmethod
-    def input_value(instance):
-        """A single named input may be given bare ({"b64": ..}) or by name."""
-        return instance.get("image_bytes", instance)
-
-    def reply(self, status, payload):
-        self.send_response_raw(status, json.dumps(payload).encode())
-
-    def send_response_raw(self, status, body, content_type="application/json"):
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):  # keep pytest output clean
-        pass
-
-
-def serve(handler):
-    """Starts `handler` on a free loopback port in a thread; returns (url, server)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}", server
 
 
 @pytest.fixture(scope="module")
