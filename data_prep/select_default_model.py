@@ -6,7 +6,8 @@
 WORKDIR/bundle (or checkpoints). Decoding knobs: the working size; w, the share of the
 regression head; T, the annealed-mean temperature; alpha, the strength of the prior
 correction (bin logits + alpha * log of Zhang's rebalancing weights, lambda 0.5, prior from
-the training photos), which makes an unweighted classifier vivid without retraining.
+the training photos), which makes an unweighted classifier vivid without retraining; g, a
+chroma gain on the result, which makes a muted (mean-of-colours) decoding vivid uniformly.
 
 Three blends of the grid anchor the vividness control (koala.vividness), all at one working
 size: "accurate" (V = 0), the best progress towards the PSNR and AuC targets; "vivid"
@@ -37,6 +38,8 @@ SIZES = (192, 224, 256)
 WEIGHTS = (0.0, 0.25, 0.5, 1.0)  # share of the regression head
 TEMPERATURES = (0.2, 0.38, 0.6)
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5)  # strength of the prior correction
+GAINS = (1.0, 1.2, 1.35, 1.5, 1.65, 1.8, 2.0)  # chroma gain on the blend
+GAIN_ALPHAS = ALPHAS[:2]  # gains > 1 with a strong prior correction only overshoot (val)
 VIVIDNESS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
 COLORFULNESS_RANGE = (0.9, 1.15)
 TARGETS = {"psnr": 1.4, "auc": 2.2}  # gains over gray asked of the default (issue 15)
@@ -84,11 +87,11 @@ class PhotoHeads:
         self.ab_reg = color.unscale_ab(outputs["ab"][0].numpy())
         self.logits = outputs["ab_logits"][0].numpy()
 
-    def decode(self, weight, temperature, alpha, bias):
+    def decode(self, weight, temperature, alpha, gain, bias):
         annealed = _softmax(self.logits + alpha * bias, temperature) @ color.ab_bins()
         height, width = self.shape
         annealed = cv2.resize(annealed, (width, height), interpolation=cv2.INTER_LINEAR)
-        return weight * self.ab_reg + (1 - weight) * annealed
+        return gain * (weight * self.ab_reg + (1 - weight) * annealed)
 
     def measure(self, ab):
         """(PSNR, AuC, colourfulness of the output, of the truth) for working-size ab."""
@@ -115,17 +118,21 @@ def score(row, gray):
     return sum((row[k] - gray[k]) / gain for k, gain in TARGETS.items())
 
 
+def decodings():
+    """(weight, temperature, alpha, gain) candidates of the grid."""
+    for gain, temperature, weight in itertools.product(GAINS, TEMPERATURES, WEIGHTS):
+        for alpha in ALPHAS if gain == 1.0 else GAIN_ALPHAS:
+            if weight < 1.0 or (temperature, alpha) == (TEMPERATURES[0], ALPHAS[0]):
+                yield weight, temperature, alpha, gain  # the regression head alone: once
+
+
 def grid(model, photos, bias, sizes):
-    """{(size, weight, temperature, alpha): summary} over the photos."""
+    """{(size, weight, temperature, alpha, gain): summary} over the photos."""
     rows = {}
     for rgb, size in itertools.product(photos, sizes):
         heads = PhotoHeads(model, rgb, size)
-        for temperature, alpha in itertools.product(TEMPERATURES, ALPHAS):
-            for weight in WEIGHTS:
-                if weight == 1.0 and (temperature, alpha) != (TEMPERATURES[0], ALPHAS[0]):
-                    continue  # the regression head alone: one candidate is enough
-                ab = heads.decode(weight, temperature, alpha, bias)
-                rows.setdefault((size, weight, temperature, alpha), []).append(heads.measure(ab))
+        for key in decodings():
+            rows.setdefault((size, *key), []).append(heads.measure(heads.decode(*key, bias)))
     return {key: summarise(value) for key, value in rows.items()}
 
 
@@ -232,7 +239,7 @@ def main():
     curve = vividness_curve(model, photos, bias, keys, chosen)
     imagenette = [rgb for rgb, path in zip(photos, used) if "imagenette" in str(path)]
     protocol = imagenet_protocol(model, imagenette, bias, keys, chosen)
-    names = ("size", "weight", "temperature", "alpha")
+    names = ("size", "weight", "temperature", "alpha", "gain")
     report = {"source": source, "photos": len(photos), "seconds": time.time() - start,
               "gray": gray, "default_vividness": chosen, "curve": curve,
               "imagenet_256": protocol,
@@ -265,15 +272,17 @@ def training_log(workdir, previous):
     return lines
 
 
-def run_summaries(lines):
-    """Per run: its steps and, where the log has timestamps, its wall-clock hours."""
+def run_summaries(lines, known=()):
+    """Per run: its steps and its wall-clock hours, from the log's timestamps or, for runs
+    logged before lines had them, from `known` (the shipped meta's training_runs)."""
+    known_hours = {row["run"]: row.get("hours") for row in known}
     runs = {}
     for line in lines:
         runs.setdefault(line["run"], []).append(line)
     summaries = []
     for run, rows in sorted(runs.items()):
         times = [row["time"] for row in rows if "time" in row]
-        hours = round((max(times) - min(times)) / 3600, 2) if times else None
+        hours = round((max(times) - min(times)) / 3600, 2) if times else known_hours.get(run)
         summaries.append({"run": run, "steps": max(row["step"] for row in rows), "hours": hours})
     return summaries
 
@@ -283,17 +292,21 @@ def ship(model, workdir, report, bias, append_log=False):
     target = bundle_lib.DEFAULT_DIR
     previous = target / "training_log.jsonl"
     log = training_log(workdir, previous if append_log else None)
+    meta_path = target / bundle_lib.META_FILE
+    known = (json.loads(meta_path.read_text()).get("training_runs", [])
+             if append_log and meta_path.is_file() else [])
     accurate, default, vivid = (
-        effnet_unet.Blend(report[k]["weight"], report[k]["temperature"], report[k]["alpha"] * bias)
+        effnet_unet.Blend(report[k]["weight"], report[k]["temperature"], report[k]["alpha"] * bias,
+                          report[k]["gain"])
         for k in ROLES)
     blended = effnet_unet.inference_model(model, accurate, vivid, default)
     meta = {"model": "effnet_unet", "name": "default", "size": report["accurate"]["size"],
             "stride": STRIDE, "fit": "aspect", "output": "regression",
             "vividness": report["default_vividness"],
-            "decoding": {k: {n: report[k][n] for n in ("weight", "temperature", "alpha")}
+            "decoding": {k: {n: report[k][n] for n in ("weight", "temperature", "alpha", "gain")}
                          for k in ROLES},
             "selection": {k: report[k] for k in ("gray", *ROLES, "curve", "imagenet_256")},
-            "training_runs": run_summaries(log)}
+            "training_runs": run_summaries(log, known)}
     bundle_lib.save(target, blended, meta)
     (target / "selection.json").write_text(json.dumps(report, indent=1, default=float))
     previous.write_text("".join(json.dumps(line) + "\n" for line in log))

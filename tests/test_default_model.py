@@ -27,6 +27,14 @@ def test_blend_weight_one_is_the_regression_head(two_head_model):
     np.testing.assert_allclose(blended.numpy(), heads["ab"].numpy(), atol=1e-6)
 
 
+def test_gain_scales_the_chroma_of_the_blend(two_head_model):
+    lightness = _lightness(3)
+    plain = effnet_unet.inference_model(two_head_model, effnet_unet.Blend(0.5, 0.38))
+    scaled = effnet_unet.inference_model(two_head_model, effnet_unet.Blend(0.5, 0.38, None, 1.6))
+    np.testing.assert_allclose(scaled({"L": lightness})["ab"].numpy(),
+                               1.6 * plain({"L": lightness})["ab"].numpy(), atol=1e-6)
+
+
 def test_a_strong_bin_bias_selects_that_bins_colour(two_head_model):
     target = 200
     bias = np.zeros(len(color.ab_bins()), np.float32)
@@ -49,7 +57,7 @@ def test_blend_matches_annealed_mean_of_the_logits(two_head_model):
 
 def test_blended_bundle_round_trips(tmp_path, two_head_model):
     bias = np.linspace(-1, 1, len(color.ab_bins())).astype(np.float32)
-    model = effnet_unet.inference_model(two_head_model, effnet_unet.Blend(0.25, 0.6, bias))
+    model = effnet_unet.inference_model(two_head_model, effnet_unet.Blend(0.25, 0.6, bias, 1.4))
     bundle.save(tmp_path, model, {"model": "effnet_unet", "size": SIZE, "output": "regression"})
     loaded = bundle.load(tmp_path)
     lightness = _lightness(2)
@@ -134,7 +142,9 @@ def test_exported_vividness_signature(tmp_path, two_head_model):
         return tf.io.decode_png(png).numpy().astype(int)
 
     default = rgb("serving_default")
-    np.testing.assert_array_equal(rgb("colorize_vividness", vividness=tf.constant(0.4)), default)
+    # The same decoding, up to float rounding of the mix (a code off by one, rarely).
+    at_default = rgb("colorize_vividness", vividness=tf.constant(0.4))
+    assert np.abs(at_default - default).max() <= 1 and (at_default != default).mean() < 1e-3
     for end in (0.0, 1.0):
         assert np.abs(rgb("colorize_vividness", vividness=tf.constant(end)) - default).mean() > 1
     with pytest.raises(tf.errors.InvalidArgumentError, match="vividness"):

@@ -82,17 +82,21 @@ def _unfreeze(encoder, prefixes):
 
 @keras.saving.register_keras_serializable(package="koala")
 class BlendedAB(layers.Layer):
-    """w * regression ab + (1 - w) * annealed mean of the bin logits, upsampled: scaled ab.
+    """gain * (w * regression ab + (1 - w) * annealed mean of the bin logits), upsampled.
 
     `bin_bias` (one value per bin, added to the logits) shifts the predicted distribution
     towards rare colours at inference: alpha * log of Zhang's rebalancing weights turns an
     unweighted classifier's posterior into (roughly) a rebalanced one's, without retraining.
+    `gain` scales the chroma of the result: a model trained to the mean of plausible colours
+    is uniformly muted, and on photos/val a gain bought more colourfulness per dB than the
+    prior correction (MODEL_CARD.md).
     """
 
-    def __init__(self, weight=0.5, temperature=0.38, bin_bias=None, **kwargs):
+    def __init__(self, weight=0.5, temperature=0.38, bin_bias=None, gain=1.0, **kwargs):
         super().__init__(**kwargs)
         self.weight = float(weight)
         self.temperature = float(temperature)
+        self.gain = float(gain)
         self.bin_bias = None if bin_bias is None else [float(b) for b in bin_bias]
         self.bins = np.asarray(color.ab_bins(), np.float32) / color.AB_SCALE
         self.logit_offset = None if bin_bias is None else np.asarray(bin_bias, np.float32)
@@ -105,14 +109,14 @@ class BlendedAB(layers.Layer):
         # tf.image.resize: the target size is dynamic (any input size), which Keras' own
         # resize rejects while tracing.
         annealed = tf.image.resize(annealed, tf.shape(ab)[1:3], method="bilinear")
-        return self.weight * ab + (1.0 - self.weight) * annealed
+        return self.gain * (self.weight * ab + (1.0 - self.weight) * annealed)
 
     def get_config(self):
-        return {**super().get_config(), "weight": self.weight,
+        return {**super().get_config(), "weight": self.weight, "gain": self.gain,
                 "temperature": self.temperature, "bin_bias": self.bin_bias}
 
 
-Blend = collections.namedtuple("Blend", "weight temperature bin_bias", defaults=(None,))
+Blend = collections.namedtuple("Blend", "weight temperature bin_bias gain", defaults=(None, 1.0))
 
 
 def inference_model(model, accurate, vivid=None, default=None):
