@@ -11,9 +11,9 @@ from the workdir's checkpoint; on a fresh machine, where only the repository sur
 (README, "Retrain the default model"). The `continue` variant is the run that made the
 shipped v2 from v1: the committed bundle, 4,500 more steps, a lower peak rate;
 `rebalanced` is the same start with Zhang's class rebalancing of the bin cross-entropy,
-`unfrozen` the same start with three more backbone stages training (blocks 5 and 6, at
-strides 16 and 32: more capacity where the semantics are); both are issue 15's ideas,
-measured on photos/val (MODEL_CARD.md).
+`unfrozen` (the run that made the shipped v3 from v2) the same start with two more
+backbone stages training (blocks 5 and 6, at strides 16 and 32: more capacity where the
+semantics are); both are issue 15's ideas, measured on photos/val (MODEL_CARD.md).
 """
 
 import ml_collections
