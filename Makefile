@@ -60,15 +60,14 @@ report: $(STAMP)
 # The default model is an experiment like any other; rerunning resumes from runs/default.
 # DEFAULT_VARIANT=continue or unfrozen (the runs that made v2 and v3), rebalanced, or
 # DEFAULT_ARGS=--config.model.init=default continue from the shipped bundle with a fresh
-# optimizer; its training log is kept.
-FROM_BUNDLE = $(filter continue rebalanced unfrozen,$(DEFAULT_VARIANT))$(findstring init=default,$(DEFAULT_ARGS))
+# optimizer; the selection then keeps its training log (it reads the run's config.json).
 DEFAULT_VARIANT ?=
 DEFAULT_ARGS ?=
 default-model: $(STAMP)
 	$(BIN)/koala train --experiment default$(if $(DEFAULT_VARIANT),:$(DEFAULT_VARIANT)) \
 		--workdir runs/default $(DEFAULT_ARGS)
 	$(BIN)/python data_prep/select_default_model.py --workdir runs/default --data $(SHARED)/data --ship \
-		$(SELECT_ARGS) $(if $(FROM_BUNDLE),--append_log)
+		$(SELECT_ARGS)
 
 app: $(STAMP)
 	$(BIN)/koala app --model default

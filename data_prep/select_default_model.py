@@ -222,8 +222,6 @@ def main():
     parser.add_argument("--limit", type=int, default=400, help="validation photos used")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="working sizes")
     parser.add_argument("--ship", action="store_true", help="write koala/weights/default")
-    parser.add_argument("--append_log", action="store_true",
-                        help="the run continued the shipped model: keep its training log")
     args = parser.parse_args()
     workdir = pathlib.Path(args.workdir)
     model, source = load_trained(workdir)
@@ -252,7 +250,14 @@ def main():
     print(json.dumps({k: report[k] for k in ("photos", "gray", *ROLES, "default_vividness")},
                      default=float))
     if args.ship:
-        ship(model, workdir, report, bias, args.append_log)
+        ship(model, workdir, report, bias, continued_shipped_model(workdir))
+
+
+def continued_shipped_model(workdir):
+    """Whether the run started from the shipped bundle (its config.json says model.init
+    "default"): then the shipped training log is its history and is kept."""
+    config = workdir / "config.json"
+    return config.is_file() and json.loads(config.read_text())["model"].get("init") == "default"
 
 
 def training_log(workdir, previous):

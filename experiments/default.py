@@ -22,10 +22,11 @@ from ml_collections import config_dict
 from experiments import common
 
 SHARED_PHOTOS = "../shared/data/photos"
+FROM_BUNDLE = ("continue", "rebalanced", "unfrozen")  # variants that start from the shipped model
 
 
 def get_config(arg=None):
-    config = common.base("default", "effnet_unet", arg, own_variants=("continue", "rebalanced", "unfrozen"))
+    config = common.base("default", "effnet_unet", arg, own_variants=FROM_BUNDLE)
     config.data.pipeline = "photo_crops"
     config.data.train_photos = f"{SHARED_PHOTOS}/train"
     config.data.val_photos = f"{SHARED_PHOTOS}/val"
@@ -49,7 +50,7 @@ def get_config(arg=None):
         common.apply_variant(config, arg)
         config.data.size = 64  # the model's stride is 32
         return config
-    if arg in ("continue", "rebalanced", "unfrozen"):  # from the committed bundle, lower rate
+    if arg in FROM_BUNDLE:  # a lower peak rate than from ImageNet
         config.model.init = "default"
         config.train.steps = 4500 if arg == "continue" else 3000
         config.optimizer.learning_rate = 3e-4 if arg != "unfrozen" else 2e-4

@@ -30,7 +30,7 @@ def test_blend_weight_one_is_the_regression_head(two_head_model):
 def test_gain_scales_the_chroma_of_the_blend(two_head_model):
     lightness = _lightness(3)
     plain = effnet_unet.inference_model(two_head_model, effnet_unet.Blend(0.5, 0.38))
-    scaled = effnet_unet.inference_model(two_head_model, effnet_unet.Blend(0.5, 0.38, None, 1.6))
+    scaled = effnet_unet.inference_model(two_head_model, effnet_unet.Blend(0.5, 0.38, gain=1.6))
     np.testing.assert_allclose(scaled({"L": lightness})["ab"].numpy(),
                                1.6 * plain({"L": lightness})["ab"].numpy(), atol=1e-6)
 
