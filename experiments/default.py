@@ -13,7 +13,8 @@ shipped v2 from v1: the committed bundle, 4,500 more steps, a lower peak rate;
 `rebalanced` is the same start with Zhang's class rebalancing of the bin cross-entropy,
 `unfrozen` (the run that made the shipped v3 from v2) the same start with two more
 backbone stages training (blocks 5 and 6, at strides 16 and 32: more capacity where the
-semantics are); both are issue 15's ideas, measured on photos/val (MODEL_CARD.md).
+semantics are); `deeper` (run 4, from v3) adds stage 4 (block4, stride 16) at a lower peak
+rate. All are issue 15's ideas, measured on photos/val (MODEL_CARD.md).
 """
 
 import ml_collections
@@ -22,7 +23,7 @@ from ml_collections import config_dict
 from experiments import common
 
 SHARED_PHOTOS = "../shared/data/photos"
-FROM_BUNDLE = ("continue", "rebalanced", "unfrozen")  # variants that start from the shipped model
+FROM_BUNDLE = ("continue", "rebalanced", "unfrozen", "deeper")  # variants that start from the shipped model
 
 
 def get_config(arg=None):
@@ -52,11 +53,12 @@ def get_config(arg=None):
         return config
     if arg in FROM_BUNDLE:  # a lower peak rate than from ImageNet
         config.model.init = "default"
-        config.train.steps = 4500 if arg == "continue" else 3000
-        config.optimizer.learning_rate = 3e-4 if arg != "unfrozen" else 2e-4
+        config.train.steps = {"continue": 4500, "deeper": 4000}.get(arg, 3000)
+        config.optimizer.learning_rate = {"unfrozen": 2e-4, "deeper": 1.5e-4}.get(arg, 3e-4)
         config.schedule.warmup_steps = 200
         config.loss.rebalance = arg == "rebalanced"  # Zhang's class rebalancing in training
-        if arg == "unfrozen":
-            config.model.kwargs.finetune = "block5,block6,block7,top"
+        if arg in ("unfrozen", "deeper"):
+            first = "block4," if arg == "deeper" else ""
+            config.model.kwargs.finetune = first + "block5,block6,block7,top"
         return config
     return common.apply_variant(config, arg) if arg else config
