@@ -53,7 +53,7 @@ def get_config(arg=None):
         return config
     if arg in FROM_BUNDLE:  # a lower peak rate than from ImageNet
         config.model.init = "default"
-        config.train.steps = {"continue": 4500, "deeper": 4000}.get(arg, 3000)
+        config.train.steps = {"continue": 4500, "deeper": 5000}.get(arg, 3000)
         config.optimizer.learning_rate = {"unfrozen": 2e-4, "deeper": 1.5e-4}.get(arg, 3e-4)
         config.schedule.warmup_steps = 200
         config.loss.rebalance = arg == "rebalanced"  # Zhang's class rebalancing in training
