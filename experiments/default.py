@@ -13,8 +13,9 @@ shipped v2 from v1: the committed bundle, 4,500 more steps, a lower peak rate;
 `rebalanced` is the same start with Zhang's class rebalancing of the bin cross-entropy,
 `unfrozen` (the run that made the shipped v3 from v2) the same start with two more
 backbone stages training (blocks 5 and 6, at strides 16 and 32: more capacity where the
-semantics are); `deeper` (run 4, from v3) adds stage 4 (block4, stride 16) at a lower peak
-rate. All are issue 15's ideas, measured on photos/val (MODEL_CARD.md).
+semantics are); `deeper` (run 4, from v3, not shipped: it over-fit at 160 px) adds stage 4
+(block4, stride 16) at a lower peak rate. All are issue 15's ideas, measured on photos/val
+(MODEL_CARD.md).
 """
 
 import ml_collections
