@@ -58,7 +58,8 @@ report: $(STAMP)
 	$(BIN)/koala report --output experiments/REPORT.md --data $(SHARED)/data
 
 # The default model is an experiment like any other; rerunning resumes from runs/default.
-# DEFAULT_VARIANT=continue or unfrozen (the runs that made v2 and v3), rebalanced, deeper, or
+# DEFAULT_VARIANT=continue or unfrozen (the runs that made v2 and v3), rebalanced, deeper,
+# crop192 (measured, not shipped: MODEL_CARD.md), or
 # DEFAULT_ARGS=--config.model.init=default continue from the shipped bundle with a fresh
 # optimizer; the selection then keeps its training log (it reads the run's config.json).
 DEFAULT_VARIANT ?=

@@ -14,8 +14,9 @@ shipped v2 from v1: the committed bundle, 4,500 more steps, a lower peak rate;
 `unfrozen` (the run that made the shipped v3 from v2) the same start with two more
 backbone stages training (blocks 5 and 6, at strides 16 and 32: more capacity where the
 semantics are); `deeper` (run 4, from v3, not shipped: it over-fit at 160 px) adds stage 4
-(block4, stride 16) at a lower peak rate. All are issue 15's ideas, measured on photos/val
-(MODEL_CARD.md).
+(block4, stride 16) at a lower peak rate; `crop192` (run 5, from v3, not shipped: v3 again
+on photos/val) is `unfrozen` on 192 px crops, the working size colorize runs at. All are
+issue 15's ideas, measured on photos/val (MODEL_CARD.md).
 """
 
 import ml_collections
@@ -24,7 +25,7 @@ from ml_collections import config_dict
 from experiments import common
 
 SHARED_PHOTOS = "../shared/data/photos"
-FROM_BUNDLE = ("continue", "rebalanced", "unfrozen", "deeper")  # variants that start from the shipped model
+FROM_BUNDLE = ("continue", "rebalanced", "unfrozen", "deeper", "crop192")  # variants that start from the shipped model
 
 
 def get_config(arg=None):
@@ -55,10 +56,13 @@ def get_config(arg=None):
     if arg in FROM_BUNDLE:  # a lower peak rate than from ImageNet
         config.model.init = "default"
         config.train.steps = {"continue": 4500, "deeper": 5000}.get(arg, 3000)
-        config.optimizer.learning_rate = {"unfrozen": 2e-4, "deeper": 1.5e-4}.get(arg, 3e-4)
+        config.optimizer.learning_rate = {"unfrozen": 2e-4, "deeper": 1.5e-4,
+                                          "crop192": 2e-4}.get(arg, 3e-4)
         config.schedule.warmup_steps = 200
         config.loss.rebalance = arg == "rebalanced"  # Zhang's class rebalancing in training
-        if arg in ("unfrozen", "deeper"):
+        if arg == "crop192":
+            config.data.size = 192
+        if arg in ("unfrozen", "deeper", "crop192"):
             first = "block4," if arg == "deeper" else ""
             config.model.kwargs.finetune = first + "block5,block6,block7,top"
         return config
