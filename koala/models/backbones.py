@@ -186,9 +186,16 @@ def preprocessor(name, input_size=None):
             # panoramas, where the global embedding sees a slightly aliased squeeze.
             shrinks = None not in source and (source[0] > height or source[1] > width)
             rgb255 = keras.ops.image.resize(rgb255, (height, width), antialias=shrinks)
-        return rgb255 * spec.scale + spec.offset
+        return rgb_input(name)(rgb255 / 255.0)
 
     return preprocess
+
+
+def rgb_input(name):
+    """The function sRGB in [0, 1] [B, H, W, 3] -> the backbone's input scaling (no resize):
+    how a colour photo, e.g. a prediction in a feature loss, enters the backbone."""
+    spec = _spec(name)
+    return lambda rgb: rgb * (255.0 * spec.scale) + spec.offset
 
 
 def gray_srgb(l_scaled):

@@ -1,6 +1,7 @@
 """What a config names, built: the model, its loss, its optimizer, and the bundle's metadata."""
 
 import keras
+import tensorflow as tf
 from absl import logging
 
 from koala import bundle, color
@@ -78,8 +79,34 @@ def _huber_bins(config):
         weight_of = losses.bin_weight_lookup(
             color.rebalancing_weights(prior, float(config.loss.lam)))
     logit_weight = float(config.loss.get("logit_weight", 1.0))
-    return lambda y_true, outputs: losses.huber_bins(y_true, outputs, logit_weight,
-                                                     bin_weight_of=weight_of)
+    feature_weight = float(config.loss.get("feature_weight", 0.0))
+    if not feature_weight:
+        return lambda y_true, outputs: losses.huber_bins(y_true, outputs, logit_weight,
+                                                         bin_weight_of=weight_of)
+    extract = frozen_features(config.model.kwargs.backbone,
+                               config.model.kwargs.get("weights") or "imagenet")
+
+    def loss(y_true, outputs, inputs):
+        base = losses.huber_bins(y_true, outputs, logit_weight, bin_weight_of=weight_of)
+        distance = losses.feature_distance(extract, inputs["L"], y_true, outputs["ab"])
+        return base + feature_weight * tf.reduce_mean(distance)
+
+    loss.needs_inputs = True
+    return loss
+
+
+def frozen_features(name, weights):
+    """sRGB [0, 1] -> the backbone's feature maps at strides 8, 16 and 32 (a second, frozen
+    copy: the model's own encoder trains some stages), for losses.feature_distance."""
+    from koala.models import backbones
+
+    try:
+        encoder, names, _ = backbones.backbone(name, (None, None), weights=weights)
+    except backbones.WeightsUnavailableError as error:
+        raise ConfigError(str(error)) from None
+    encoder.trainable = False
+    scale = backbones.rgb_input(name)
+    return lambda rgb: [encoder(scale(rgb), training=False)[n] for n in names[2:]]
 
 
 # config.loss.name -> config -> loss(ab_true, outputs)

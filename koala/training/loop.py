@@ -21,7 +21,8 @@ TensorBoard, bundle) may be a tf.io.gfile URL.
 Hooks for code that trains its own model: `train(config, workdir, model=..., loss_fn=...,
 dataset_fn=...)`; `model` may be a function returning a keras.Model (built in the
 strategy's scope) whose outputs may be a dict; `loss_fn(ab_true, outputs)` returns a
-scalar, per-example or per-pixel loss.
+scalar, per-example or per-pixel loss (`loss_fn(ab_true, outputs, inputs)` when it has
+`needs_inputs = True`, as the default model's feature loss, which rebuilds the photo from L).
 """
 
 import time
@@ -126,10 +127,18 @@ class _Run:
             builders.warm_start(self.model, self.config.model.init)
         return int(self.step_var.numpy())
 
+    def _loss(self, target, outputs, features):
+        """loss_fn(target, outputs), or with the inputs too for a loss that says it needs
+        them (`needs_inputs`: a feature loss rebuilds the photo from its L)."""
+        if getattr(self.loss_fn, "needs_inputs", False):
+            return self.loss_fn(target, outputs, features)
+        return self.loss_fn(target, outputs)
+
     def _step_fn(self, features, target):
         with tf.GradientTape() as tape:
             outputs = _float32(self.model(features, training=True))
-            per_replica = per_example(self.loss_fn(target, outputs), tf.shape(target)[0])
+            per_replica = per_example(self._loss(target, outputs, features),
+                                      tf.shape(target)[0])
             loss = tf.nn.compute_average_loss(per_replica, global_batch_size=self.global_batch)
             scaled = self.optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, self.model.trainable_variables)
@@ -160,7 +169,7 @@ class _Run:
 
         def eval_fn(features, target):
             outputs = _float32(self.model(features, training=False))
-            losses = per_example(self.loss_fn(target, outputs), tf.shape(target)[0])
+            losses = per_example(self._loss(target, outputs, features), tf.shape(target)[0])
             return (tf.reduce_sum(losses), tf.cast(tf.size(losses), tf.float32),
                     features["L"], target, outputs_lib.to_target(outputs, self.kind, size))
 

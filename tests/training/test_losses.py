@@ -127,3 +127,39 @@ def test_huber_bins_rebalancing_weighs_each_pixel_of_the_bin_loss_by_its_colour(
         rebalanced = float(losses.huber_bins(y_true, outputs, bin_weight_of=weight_of))
         assert rebalanced == pytest.approx(weights[bin_index] * plain, rel=1e-5)
     assert weights[grey_bin()] < 1 < weights[int(color.bin_index(np.array([60.0, 40.0])))]
+
+
+@pytest.fixture(scope="module")
+def lite0_features():
+    from koala.training import builders
+
+    return builders.frozen_features("efficientnet_lite0", "imagenet")  # real ImageNet weights
+
+
+def test_feature_distance_is_zero_for_the_truth_and_grows_as_colours_go_wrong(
+        sample_photos, lite0_features):
+    """On real photos through the real frozen Lite0: the truth scores 0, and the distance
+    orders predictions by how wrong their colours are (muted, gray, hue-rotated)."""
+    import tensorflow as tf
+
+    lab = np.stack([color.rgb_to_lab_cv2(cv2.resize(cv2.imread(str(p))[..., ::-1], (128, 128),
+                                                    interpolation=cv2.INTER_AREA))
+                    for p in sample_photos(4)]).astype(np.float32)
+    lightness, ab = color.scale_l(lab[..., :1]), color.scale_ab(lab[..., 1:])
+
+    def distance(pred):
+        return losses.feature_distance(lite0_features, lightness, ab, pred).numpy()
+
+    truth, slightly_muted = distance(ab), distance(0.9 * ab)
+    muted, gray, rotated = distance(0.5 * ab), distance(np.zeros_like(ab)), distance(-ab)
+    assert truth.shape == (4,) and np.abs(truth).max() < 1e-6
+    assert (0 < slightly_muted).all() and (slightly_muted < muted).all() and (muted < gray).all()
+    assert (rotated > muted).all()  # opposite hues are worse than half the chroma
+    pred = tf.Variable(0.5 * ab)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(losses.feature_distance(lite0_features, lightness, ab, pred))
+    gradient = tape.gradient(loss, pred).numpy()
+    assert np.isfinite(gradient).all() and np.abs(gradient).max() > 0
+    # a short step down the gradient (unit L2 length 0.01) brings it closer to the truth
+    step = 0.01 * gradient / np.linalg.norm(gradient)
+    assert distance(pred.numpy() - step).mean() < muted.mean() - 1e-3

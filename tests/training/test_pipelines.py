@@ -222,3 +222,23 @@ def test_default_trains_with_class_rebalancing_from_its_photos_prior(
     assert losses[True] != pytest.approx(losses[False], rel=1e-3)
     trained_with = json.loads((tmp_path / "run_True" / "config.json").read_text())
     assert trained_with["loss"]["rebalance"] is True and trained_with["loss"]["lam"] == 0.5
+
+
+def test_default_trains_with_a_feature_loss_through_a_frozen_backbone(
+        workroot, tmp_path, shared_data, monkeypatch):
+    """loss.feature_weight adds losses.feature_distance (which needs the input L) in the one
+    loop, in training and validation, and the run records it."""
+    config = tiny_config("default", shared_data)
+    monkeypatch.chdir(workroot)
+    summaries = {}
+    for weight in (0.0, 1.0):  # the same seed, data and start: only the loss differs
+        config.loss.feature_weight = weight
+        keras.backend.clear_session()
+        summaries[weight] = loop.train(config, tmp_path / f"run_{weight}",
+                                       strategy=tf.distribute.get_strategy())
+        assert summaries[weight]["step"] == 2 and np.isfinite(summaries[weight]["train_loss"])
+    # a feature distance is positive for an untrained model: the loss grows in both splits
+    assert summaries[1.0]["train_loss"] > summaries[0.0]["train_loss"] + 0.05
+    assert summaries[1.0]["val"]["loss"] > summaries[0.0]["val"]["loss"] + 0.05
+    trained_with = json.loads((tmp_path / "run_1.0" / "config.json").read_text())
+    assert trained_with["loss"]["feature_weight"] == 1.0
