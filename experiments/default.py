@@ -16,11 +16,13 @@ backbone stages training (blocks 5 and 6, at strides 16 and 32: more capacity wh
 semantics are); `deeper` (run 4, from v3, not shipped: it over-fit at 160 px) adds stage 4
 (block4, stride 16) at a lower peak rate; `crop192` (run 5, from v3, not shipped: v3 again
 on photos/val) is `unfrozen` on 192 px crops, the working size colorize runs at. All are
-issue 15's ideas, measured on photos/val (MODEL_CARD.md). `features` (run 6, from v3) is
-`unfrozen` plus a perceptual loss: losses.feature_distance through a second, frozen Lite0
-(builders.frozen_features) at weight FEATURE_WEIGHT, 1,500 steps at peak lr 1e-4. `lite2` is run 1's recipe from
-ImageNet on EfficientNet-Lite2 (13% slower per step than Lite0 here), over 10,000 steps:
-a schedule of several resumed runs, started 2026-12-04 and not yet measured.
+issue 15's ideas, measured on photos/val (MODEL_CARD.md). `features` (run 6, from v3, not
+shipped: v3's curve again on photos/val) is `unfrozen` plus a perceptual loss,
+losses.feature_distance through a second, frozen Lite0 (builders.frozen_features) at weight
+FEATURE_WEIGHT, 1,500 steps at peak lr 1e-4. `lite2` is run 1's recipe from ImageNet on
+EfficientNet-Lite2 (13% slower per step than Lite0 here), over 10,000 steps: a schedule of
+several resumed runs, started 2026-12-04 and not measured (its checkpoint was lost with
+that machine).
 """
 
 import ml_collections
@@ -30,7 +32,8 @@ from experiments import common
 
 SHARED_PHOTOS = "../shared/data/photos"
 FEATURE_WEIGHT = 1.0  # v3 on val crops: feature distance 0.83 (gray 1.09), Huber term 0.46
-FROM_BUNDLE = ("continue", "rebalanced", "unfrozen", "deeper", "crop192", "features")  # variants that start from the shipped model
+# variants that start from the shipped model
+FROM_BUNDLE = ("continue", "rebalanced", "unfrozen", "deeper", "crop192", "features")
 
 
 def get_config(arg=None):
