@@ -172,12 +172,12 @@ def imagenet_classifier(name, input_size=None, weights="imagenet"):
 
 def preprocessor(name, input_size=None):
     """The function L in [-1, 1] [B, H, W, 1] -> the backbone's input (see module doc)."""
-    spec = _spec(name)
-    height, width = _input_hw(spec, input_size)
+    height, width = _input_hw(_spec(name), input_size)
+    to_input = rgb_input(name)
 
     def preprocess(l_scaled):
-        rgb255 = keras.ops.repeat(gray_srgb(l_scaled) * 255.0, 3, axis=-1)
-        source = tuple(rgb255.shape[1:3])
+        rgb = keras.ops.repeat(gray_srgb(l_scaled), 3, axis=-1)
+        source = tuple(rgb.shape[1:3])
         if height is not None and source != (height, width):
             # Antialiasing only matters when shrinking (upscaling without it is the same
             # bilinear resize within 0.01/255) and TFLite has no ScaleAndTranslate; so it is
@@ -185,8 +185,8 @@ def preprocessor(name, input_size=None):
             # resize plainly: models work at or below the backbone's input size, except on
             # panoramas, where the global embedding sees a slightly aliased squeeze.
             shrinks = None not in source and (source[0] > height or source[1] > width)
-            rgb255 = keras.ops.image.resize(rgb255, (height, width), antialias=shrinks)
-        return rgb_input(name)(rgb255 / 255.0)
+            rgb = keras.ops.image.resize(rgb, (height, width), antialias=shrinks)
+        return to_input(rgb)
 
     return preprocess
 
