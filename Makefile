@@ -59,7 +59,7 @@ report: $(STAMP)
 
 # The default model is an experiment like any other; rerunning resumes from runs/default.
 # DEFAULT_VARIANT=continue or unfrozen (the runs that made v2 and v3), rebalanced, deeper,
-# crop192, features (measured, not shipped: MODEL_CARD.md), lite2 (started, not yet measured), or
+# crop192, features, deeper192 (measured, not shipped: MODEL_CARD.md), lite2 (not measured), or
 # DEFAULT_ARGS=--config.model.init=default continue from the shipped bundle with a fresh
 # optimizer; the selection then keeps its training log (it reads the run's config.json).
 DEFAULT_VARIANT ?=
