@@ -197,10 +197,12 @@ def serve(real, colorized, db_path):
                 process.kill()
                 pytest.fail(f"the server did not start: {process.stdout.read().decode()}")
             time.sleep(0.1)
-    yield base, db_path, process
-    process.kill()
-    process.wait(10)
-    process.stdout.close()
+    try:
+        yield base, db_path, process
+    finally:  # also when the generator is closed early (GeneratorExit at the yield)
+        process.kill()
+        process.wait(10)
+        process.stdout.close()
 
 
 class Participant:
