@@ -34,12 +34,30 @@ from experiments import common
 
 SHARED_PHOTOS = "../shared/data/photos"
 FEATURE_WEIGHT = 1.0  # v3 on val crops: feature distance 0.83 (gray 1.09), Huber term 0.46
-# variants that start from the shipped model
-FROM_BUNDLE = ("continue", "rebalanced", "unfrozen", "deeper", "crop192", "features", "deeper192")
+STAGES_5_TO_7 = "block5,block6,block7,top"
+STAGES_4_TO_7 = "block4," + STAGES_5_TO_7
+# Variants that start from the shipped model, at a lower peak rate than from ImageNet: the
+# start they share, then what each changes (config paths; their runs are in MODEL_CARD.md).
+BUNDLE_START = {"model.init": "default", "schedule.warmup_steps": 200, "train.steps": 3000,
+                "optimizer.learning_rate": 3e-4}
+FROM_BUNDLE = {
+    "continue": {"train.steps": 4500},
+    "rebalanced": {"loss.rebalance": True},  # Zhang's class rebalancing in training
+    "unfrozen": {"optimizer.learning_rate": 2e-4, "model.kwargs.finetune": STAGES_5_TO_7},
+    "deeper": {"train.steps": 5000, "optimizer.learning_rate": 1.5e-4,
+               "model.kwargs.finetune": STAGES_4_TO_7},
+    "crop192": {"optimizer.learning_rate": 2e-4, "model.kwargs.finetune": STAGES_5_TO_7,
+                "data.size": 192},
+    "features": {"train.steps": 1500, "optimizer.learning_rate": 1e-4,
+                 "model.kwargs.finetune": STAGES_5_TO_7,
+                 "loss.feature_weight": FEATURE_WEIGHT},  # losses.feature_distance
+    "deeper192": {"train.steps": 2000, "optimizer.learning_rate": 1.5e-4,
+                  "model.kwargs.finetune": STAGES_4_TO_7, "data.size": 192},
+}
 
 
 def get_config(arg=None):
-    config = common.base("default", "effnet_unet", arg, own_variants=FROM_BUNDLE + ("lite2",))
+    config = common.base("default", "effnet_unet", arg, own_variants=(*FROM_BUNDLE, "lite2"))
     config.data.pipeline = "photo_crops"
     config.data.train_photos = f"{SHARED_PHOTOS}/train"
     config.data.val_photos = f"{SHARED_PHOTOS}/val"
@@ -69,20 +87,7 @@ def get_config(arg=None):
         config.model.kwargs.backbone = "efficientnet_lite2"
         config.train.steps = 10_000
         return config
-    if arg in FROM_BUNDLE:  # a lower peak rate than from ImageNet
-        config.model.init = "default"
-        config.train.steps = {"continue": 4500, "deeper": 5000, "features": 1500,
-                              "deeper192": 2000}.get(arg, 3000)
-        config.optimizer.learning_rate = {"unfrozen": 2e-4, "deeper": 1.5e-4, "crop192": 2e-4,
-                                          "features": 1e-4, "deeper192": 1.5e-4}.get(arg, 3e-4)
-        config.schedule.warmup_steps = 200
-        config.loss.rebalance = arg == "rebalanced"  # Zhang's class rebalancing in training
-        if arg in ("crop192", "deeper192"):
-            config.data.size = 192
-        if arg == "features":  # a perceptual loss through a frozen Lite0 (losses.feature_distance)
-            config.loss.feature_weight = FEATURE_WEIGHT
-        if arg in ("unfrozen", "deeper", "crop192", "features", "deeper192"):
-            first = "block4," if arg in ("deeper", "deeper192") else ""
-            config.model.kwargs.finetune = first + "block5,block6,block7,top"
+    if arg in FROM_BUNDLE:
+        config.update_from_flattened_dict({**BUNDLE_START, **FROM_BUNDLE[arg]})
         return config
     return common.apply_variant(config, arg) if arg else config
