@@ -53,6 +53,11 @@ FROM_BUNDLE = {
                  "loss.feature_weight": FEATURE_WEIGHT},  # losses.feature_distance
     "deeper192": {"train.steps": 2000, "optimizer.learning_rate": 1.5e-4,
                   "model.kwargs.finetune": STAGES_4_TO_7, "data.size": 192},
+    # colour hints (Zhang et al. 2017): v3 plus zero-initialised hint inputs at every decoder
+    # level, trained with simulated hints (koala.data.simulated_hints); the backbone frozen,
+    # the decoder and heads training (propagating a hint is the decoder's job)
+    "hints": {"model.kwargs.hints": True, "data.hints": True, "model.kwargs.finetune": "",
+              "train.steps": 8000, "optimizer.learning_rate": 3e-4},
 }
 
 
@@ -62,10 +67,12 @@ def get_config(arg=None):
     config.data.train_photos = f"{SHARED_PHOTOS}/train"
     config.data.val_photos = f"{SHARED_PHOTOS}/val"
     config.data.val_every = 3  # 267 of the 800 validation photos: a quick, fixed val set
+    config.data.hints = False  # simulated colour hints as a second input (variant "hints")
     config.data.size = 160
     config.model.kwargs.backbone = "efficientnet_lite0"
     config.model.kwargs.weights = "imagenet"
     config.model.kwargs.finetune = "block7,top"
+    config.model.kwargs.hints = False
     config.loss = ml_collections.ConfigDict(dict(name="huber_bins", lam=0.5,
                                                  logit_weight=1.0, rebalance=False,
                                                  feature_weight=0.0))

@@ -15,3 +15,15 @@ def is_url(path):
 def join(base, *names):
     """`names` under `base`, as a string: "/" for URLs, the OS separator for local paths."""
     return posixpath.join(str(base), *names) if is_url(base) else os.path.join(str(base), *names)
+
+
+def read_text(path):
+    """The text of a local file, or of a gs:// / ram:// URL through tf.io.gfile (TensorFlow is
+    imported only for a URL: the LiteRT path stays TF-free)."""
+    if is_url(path):
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(str(path), "r") as stream:
+            return stream.read()
+    with open(path, encoding="utf-8") as stream:
+        return stream.read()

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from koala import color, image_io
-from koala.data import sources
+from koala.data import simulated_hints, sources
 
 AUTOTUNE = tf.data.AUTOTUNE
 MIN_CROP_SHARE = 0.55  # the crop's side as a share of the photo's short side: 0.55..1
@@ -54,8 +54,17 @@ def _to_lab_pair(rgb_uint8):
     return {"L": color.scale_l(lab[..., :1])}, color.scale_ab(lab[..., 1:])
 
 
-def train_dataset(folder, size, batch_size, seed=0, input_context=None):
-    """Endless batches of ({"L"}, ab) from random-scale square crops with random flips."""
+def _with_hints(ds, seed):
+    """Each batch gets simulated hints (koala.data.simulated_hints), seeded by its index."""
+    return ds.enumerate().map(
+        lambda index, pair: simulated_hints.add_to_batch(
+            *pair, tf.stack([tf.cast(seed, tf.int64), index])),
+        num_parallel_calls=AUTOTUNE)
+
+
+def train_dataset(folder, size, batch_size, seed=0, input_context=None, hints=False):
+    """Endless batches of ({"L"}, ab) from random-scale square crops with random flips;
+    ({"L", "hints"}, ab) with `hints`."""
     paths = list_photos(folder)
     ds = tf.data.Dataset.from_tensor_slices(paths)
     if input_context is not None:
@@ -72,14 +81,17 @@ def train_dataset(folder, size, batch_size, seed=0, input_context=None):
     ds = ds.map(lambda p: _decode(p, int(size * 1.25)), num_parallel_calls=AUTOTUNE)
     ds = ds.cache().shuffle(len(paths), seed=seed, reshuffle_each_iteration=True).repeat()
     ds = ds.map(crop, num_parallel_calls=AUTOTUNE).batch(batch_size, drop_remainder=True)
-    return ds.map(_to_lab_pair, num_parallel_calls=AUTOTUNE).prefetch(2)
+    ds = ds.map(_to_lab_pair, num_parallel_calls=AUTOTUNE)
+    return (_with_hints(ds, seed) if hints else ds).prefetch(2)
 
 
-def val_dataset(folder, size, batch_size, every=1):
-    """Centre crops of every `every`-th photo: a fixed set, comparable across steps."""
+def val_dataset(folder, size, batch_size, every=1, hints=False):
+    """Centre crops of every `every`-th photo: a fixed set, comparable across steps (with
+    `hints`, the same simulated hints at every evaluation)."""
     def centre(image):
         return tf.image.resize_with_crop_or_pad(image, size, size)
 
     ds = tf.data.Dataset.from_tensor_slices(list_photos(folder)[::every])
     ds = ds.map(lambda p: centre(_decode(p, size)), num_parallel_calls=AUTOTUNE)
-    return ds.batch(batch_size).map(_to_lab_pair).cache()
+    ds = ds.batch(batch_size).map(_to_lab_pair)
+    return (_with_hints(ds, seed=1234) if hints else ds).cache()

@@ -19,6 +19,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from koala import color
+from koala import hints as hints_lib
 from koala import vividness as vividness_lib
 from koala.models import backbones
 from koala.models.blocks import conv_block, l_input, upsample
@@ -32,13 +33,21 @@ DECODER_FILTERS = (160, 96, 64, 32, 16)
 @register("effnet_unet", backbone=lambda c: c.get("backbone", "efficientnet_lite0"),
           output="regression")
 def build(input_size=None, backbone="efficientnet_lite0", weights="imagenet",
-          decoder_filters=DECODER_FILTERS, with_logits=True, finetune=""):
+          decoder_filters=DECODER_FILTERS, with_logits=True, finetune="", hints=False):
     """Default model: EfficientNet-Lite + U-Net decoder, ab + bin heads.
 
     `finetune`: comma-separated name prefixes of backbone layers that train (e.g.
     "block7,top": the last stage and head conv); the rest, and every BatchNorm, stay frozen.
+    `hints`: a second input, "hints" (koala.hints' map: a/128, b/128, mask at full
+    resolution), enters every decoder level (see `_add_hints`).
     """
     lightness = l_input(input_size, stride=32)
+    hint_map = keras.Input(lightness.shape[1:3] + (hints_lib.CHANNELS,), name="hints") \
+        if hints else None
+
+    def with_hints(x, stride, name):
+        return x if hint_map is None else _add_hints(x, hint_map, stride, name)
+
     encoder, names, preprocess = backbones.backbone(backbone, (None, None), weights=weights)
     _unfreeze(encoder, tuple(p for p in finetune.split(",") if p))
     features = encoder(preprocess(lightness))
@@ -52,12 +61,14 @@ def build(input_size=None, backbone="efficientnet_lite0", weights="imagenet",
     context = layers.Reshape((1, 1, decoder_filters[0]), name="context_reshape")(context)
     x = conv_block(top, decoder_filters[0], "dec5", kernel_size=1)
     x = layers.Add(name="context_fuse")([x, context])
+    x = with_hints(x, 32, "hints5")
 
     logits = None
     levels = list(zip(reversed(skips[:-1]), decoder_filters[:-1], (4, 3, 2, 1)))
     for skip, filters, level in levels:
         x = upsample(x, f"up{level}", "bilinear")
         x = layers.Concatenate(name=f"skip{level}")([x, skip])
+        x = with_hints(x, 2 ** level, f"hints{level}")
         x = conv_block(x, filters, f"dec{level}a")
         if level >= 2:  # a second conv only at the cheap, low-resolution levels
             x = conv_block(x, filters, f"dec{level}b")
@@ -65,10 +76,51 @@ def build(input_size=None, backbone="efficientnet_lite0", weights="imagenet",
             logits = layers.Conv2D(len(color.ab_bins()), 1, name="ab_logits")(x)
     x = upsample(x, "up0", "bilinear")
     x = layers.Concatenate(name="skip0")([x, lightness])
+    x = with_hints(x, 1, "hints0")
     x = conv_block(x, decoder_filters[-1], "dec0")
     ab = layers.Conv2D(2, 3, padding="same", activation="tanh", name="ab")(x)
     outputs = {"ab": ab, "ab_logits": logits} if with_logits else {"ab": ab}
-    return keras.Model({"L": lightness}, outputs, name="effnet_unet")
+    inputs = {"L": lightness} if hint_map is None else {"L": lightness, "hints": hint_map}
+    return keras.Model(inputs, outputs, name="effnet_unet")
+
+
+def _add_hints(x, hint_map, stride, name):
+    """x + conv(hints pooled to x's stride): zero-initialised and without bias, so a model
+    warm-started from an automatic one computes exactly that model until it trains, and an
+    all-zero map (no hints) adds exactly nothing. Hints enter every level, from stride 32
+    (where a hint can reach the whole object) to full resolution (where it is placed)."""
+    pooled = HintPool(stride, name=f"{name}_pool")(hint_map)
+    added = layers.Conv2D(x.shape[-1], 3, padding="same", use_bias=False,
+                          kernel_initializer="zeros", name=f"{name}_conv")(pooled)
+    return layers.Add(name=f"{name}_add")([x, added])
+
+
+@keras.saving.register_keras_serializable(package="koala")
+class HintPool(layers.Layer):
+    """A hint map at `stride`: per cell, the mean hint colour of its hinted pixels and the
+    share of them (a 1-pixel hint stays visible at stride 32), so "no hints" stays zero."""
+
+    def __init__(self, stride, **kwargs):
+        super().__init__(**kwargs)
+        self.stride = int(stride)
+
+    def call(self, hint_map):
+        if self.stride == 1:
+            return hint_map
+        ab, mask = hint_map[..., :2], hint_map[..., 2:]
+        pool = lambda t: ops.average_pool(t, self.stride, self.stride)  # noqa: E731
+        share = pool(mask)
+        mean_ab = pool(ab) / ops.maximum(share, 1e-6)
+        present = ops.max_pool(mask, self.stride, self.stride)
+        return ops.concatenate([mean_ab * present, present, ops.sqrt(share)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        channels = input_shape[-1] if self.stride == 1 else input_shape[-1] + 1
+        spatial = [None if s is None else s // self.stride for s in input_shape[1:3]]
+        return (input_shape[0], *spatial, channels)
+
+    def get_config(self):
+        return {**super().get_config(), "stride": self.stride}
 
 
 def _unfreeze(encoder, prefixes):

@@ -57,13 +57,26 @@ def warm_start(model, source):
     How a long schedule continues on a fresh machine where only the repository survives:
     the committed bundle gives the weights, the optimizer starts fresh. A bundle that wraps
     the trained model (the default's blend of two heads) is searched for a sub-model of the
-    same name.
+    same name. Weights go layer by layer, by name: `model` may have layers the bundle lacks
+    (a hint model's zero-initialised hint convolutions start as they were built), but every
+    layer of the bundle must find its twin in `model`.
     """
     trained = bundle.load(source).model
     inner = [layer for layer in trained.layers if layer.name == model.name]
     trained = inner[0] if inner else trained
-    model.set_weights(trained.get_weights())
-    logging.info("initialised %s from the bundle %s", model.name, source)
+    own = {layer.name: layer for layer in model.layers}
+    missing = [layer.name for layer in trained.layers
+               if layer.weights and layer.name not in own]
+    if missing:
+        raise ConfigError(f"{source}: its layers {missing[:5]} are not in {model.name}; "
+                          f"config.model.init needs a bundle of the same architecture")
+    for layer in trained.layers:
+        if layer.weights:
+            own[layer.name].set_weights(layer.get_weights())
+    new = [name for name, layer in own.items()
+           if layer.weights and name not in {l.name for l in trained.layers}]
+    logging.info("initialised %s from the bundle %s (%d layers as built: %s)", model.name,
+                 source, len(new), ", ".join(new))
 
 
 def _prior_loss(make):

@@ -142,12 +142,16 @@ def default_dataset_fn(config, start_step=0):
     if config.data.get("pipeline", "records") == "photo_crops":
         from koala.data import photo_crops
 
+        hints = bool(config.data.get("hints", False))
+
         def from_photos(split, batch, context=None):
             if split == "train":
                 return photo_crops.train_dataset(config.data.train_photos, int(config.data.size),
-                                                 batch, int(config.train.seed), context)
+                                                 batch, int(config.train.seed), context,
+                                                 hints=hints)
             return photo_crops.val_dataset(config.data.val_photos, int(config.data.size),
-                                           batch, int(config.data.get("val_every", 1)))
+                                           batch, int(config.data.get("val_every", 1)),
+                                           hints=hints)
 
         return from_photos
     config.data.records = ensure_records(config)
