@@ -34,19 +34,20 @@ SIZES = {"256x256": (256, 256), "1MP": (1152, 872)}  # (width, height); 1152 x 8
 
 def stand_in_bundle(directory, size=160):
     """The default model's architecture (effnet_unet, regression head), random weights."""
-    from koala import bundle, models
+    from koala import models
+from koala.bundle import keras_bundle
 
     model = models.build("effnet_unet", weights=None, with_logits=False)
-    bundle.save(directory, model, {"model": "effnet_unet", "size": size, "output": "regression",
+    keras_bundle.save(directory, model, {"model": "effnet_unet", "size": size, "output": "regression",
                                    "name": "stand-in (random weights)"})
-    return bundle.load(directory)
+    return keras_bundle.load(directory)
 
 
 def load_bundle(name, scratch):
-    from koala import bundle
+    from koala.bundle import keras_bundle
 
     try:
-        return bundle.load(name), False
+        return keras_bundle.load(name), False
     except FileNotFoundError:
         if name != "default":
             raise

@@ -27,8 +27,8 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from koala import bundle as bundle_lib
 from koala import color, image_io, photo, vividness
+from koala.bundle import keras_bundle as bundle_lib
 from koala.evaluation import metrics
 from koala.data import photo_crops
 from koala.models import effnet_unet

@@ -20,6 +20,7 @@ VERBS = {
     "colorize": "colorize photos, folders and videos at full resolution",
     "evaluate": "evaluate models against baselines with the papers' metrics",
     "export": "export a SavedModel for TF Serving (and TFLite)",
+    "ship": "choose the default model's decoding on validation photos, write its bundle",
     "client": "send photos to a TF Serving REST endpoint",
     "report": "run the papers' comparisons and write experiments/REPORT.md",
     "study": "the 'Fake or real?' user study web page and its results",

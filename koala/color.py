@@ -15,14 +15,12 @@ import numpy as np
 import tensorflow as tf
 
 from koala.photo import (  # the CIE constants' TF-free home, for LiteRT
-    D65_WHITE, EPSILON, KAPPA, RGB_TO_XYZ, XYZ_TO_RGB, lab_to_linear_rgb)
+    AB_RANGE, D65_WHITE, EPSILON, GRID_SIZE, KAPPA, RGB_TO_XYZ, XYZ_TO_RGB, ab_bins)
 
 L_SCALE = 50.0
 AB_SCALE = 128.0
 UV_SCALE = (0.436, 0.615)  # BT.601 extremes of U and V: model units are U/0.436, V/0.615
 
-GRID_SIZE = 10  # Zhang et al.: ab space quantized with grid size 10
-AB_RANGE = 110  # bin centres from -110 to 110
 
 
 # --------------------------------------------------------------------------- RGB <-> Lab (TF)
@@ -144,28 +142,6 @@ def target_to_rgb(gray, target, color_space):
 
 
 # --------------------------------------------------------------------------- quantized ab gamut
-
-@functools.lru_cache(maxsize=None)
-def ab_bins(grid_size=GRID_SIZE):
-    """Centres [Q, 2] of the grid cells of ab space that hold in-gamut sRGB colours.
-
-    A cell counts when any (L, a, b) with L in 0..100 and (a, b) sampled inside the cell
-    converts to sRGB without clipping. Zhang et al. report Q = 313 for grid size 10; this
-    derivation gives the number returned here (tests/test_color.py states and checks it).
-    """
-    centres = np.arange(-AB_RANGE, AB_RANGE + 1, grid_size, dtype=np.float64)
-    offsets = np.linspace(-0.499 * grid_size, 0.499 * grid_size, 7)
-    lightness = np.linspace(0.0, 100.0, 101)
-    cells = np.stack(np.meshgrid(centres, centres, indexing="ij"), -1).reshape(-1, 2)
-    sub = np.stack(np.meshgrid(offsets, offsets, indexing="ij"), -1).reshape(-1, 2)
-    ab = cells[:, None, None, :] + sub[None, :, None, :]  # [C, S, 1, 2]
-    ab = np.broadcast_to(ab, (len(cells), len(sub), len(lightness), 2))
-    ll = np.broadcast_to(lightness[None, None, :, None], ab.shape[:-1] + (1,))
-    lab = np.concatenate([ll, ab], -1)
-    in_gamut = np.all(np.abs(lab_to_linear_rgb(lab) - 0.5) <= 0.5, axis=-1)
-    keep = in_gamut.any(axis=(1, 2))
-    return cells[keep].astype(np.float32)
-
 
 def soft_encode(ab, bins=None, neighbours=5, sigma=5.0):
     """ab [..., 2] (Lab units) -> soft targets [..., Q]: Gaussian weights on the 5 nearest bins."""

@@ -3,9 +3,13 @@
 Gray versions of scikit-image's astronaut, chelsea, coffee and rocket, scikit-learn's china
 and flower and matplotlib's grace_hopper go through the default model; the result is
 `demo/grid.png` (gray | Koala | original) and `demo/metrics.md` (model vs the gray baseline).
+When the model takes colour hints, one more row shows what a few hints do: the photos named
+in koala/demo_hints.json (a user's clicks, as `koala colorize --hints` reads them),
+colorized automatically and with those hints (`demo/hints.png`).
 """
 
 import argparse
+import importlib.resources
 import pathlib
 import time
 
@@ -27,6 +31,39 @@ def packaged_photos():
     with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
         photos["grace_hopper"] = np.asarray(matplotlib.image.imread(handle, format="jpg"))
     return photos
+
+
+def demo_hints():
+    """{photo name: hints} of koala/demo_hints.json (file names as `koala colorize --hints`)."""
+    from koala import hints as hints_lib
+
+    text = (importlib.resources.files("koala") / "demo_hints.json").read_text("utf-8")
+    return hints_lib.parse_json(text, "koala/demo_hints.json")
+
+
+def save_hint_rows(rows, path):
+    """One row per photo: gray | automatic | with hints (points drawn) | original."""
+    import cv2
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(len(rows), 4, figsize=(12, 3 * len(rows)), squeeze=False)
+    for row_axes, (name, hints, images) in zip(axes, rows):
+        marked = images[2].copy()
+        for hint in hints:
+            centre = (int(round(hint["x"])), int(round(hint["y"])))
+            cv2.circle(marked, centre, 7, (255, 255, 255), 2)
+            cv2.circle(marked, centre, 9, (0, 0, 0), 1)
+        for axis, image, title in zip(row_axes, (images[0], images[1], marked, images[3]),
+                                      ("gray", "automatic", f"{len(hints)} hints", "original")):
+            axis.imshow(image)
+            axis.set_axis_off()
+            axis.set_title(f"{name}: {title}", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
 
 
 def measure(prediction, truth):
@@ -89,6 +126,23 @@ def main(argv=None):
     ratio = np.mean([k["colorfulness"] for _, _, k, _ in table]) / np.mean([t for *_, t in table])
     lines.append(f"| **mean** | {mean['psnr'][0]:.2f} | {mean['psnr'][1]:.2f} | "
                  f"{mean['auc'][0]:.2f} | {mean['auc'][1]:.2f} | {ratio:.2f} |")
+    if colorizer.takes_hints:
+        lines += ["", "With colour hints (koala/demo_hints.json; `demo/hints.png`):", "",
+                  "| photo | hints | PSNR automatic | PSNR with hints | colorfulness with "
+                  "hints / true |", "|---|---|---|---|---|"]
+        photos, hint_rows = packaged_photos(), []
+        for file_name, hints in demo_hints().items():
+            name = pathlib.Path(file_name).stem
+            truth = photos[name]
+            gray = gray_version(truth)
+            automatic = colorizer.colorize_many([gray])[0]
+            hinted = colorizer.colorize_many([gray], hints=[hints])[0]
+            image_io.write_image(output / f"{name}_hints.png", hinted)
+            hint_rows.append((name, hints, (gray, automatic, hinted, truth)))
+            auto, steered = measure(automatic, truth), measure(hinted, truth)
+            lines.append(f"| {name} | {len(hints)} | {auto['psnr']:.2f} | {steered['psnr']:.2f} "
+                         f"| {steered['colorfulness'] / measure(truth, truth)['colorfulness']:.2f} |")
+        save_hint_rows(hint_rows, output / "hints.png")
     (output / "metrics.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"\nwrote {output / 'grid.png'}, {output / 'metrics.md'} and {len(table)} colorized "

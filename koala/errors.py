@@ -23,8 +23,9 @@ class UserError(Exception):
 # koala.training's ConfigError and NonFiniteLoss are `koala train`'s (koala/commands/train.py).
 LIBRARY_ERRORS = (
     ("koala.image_io", "UnreadableImage"),  # not an image, corrupt, too many pixels
+    ("koala.hints", "HintError"),  # a colour hint outside the image, a bad colour, not JSON
     ("koala.serving.client", "ClientError"),  # TF Serving unreachable, or it refused the request
-    ("koala.serving.tflite", "ExportError"),
+    ("koala.bundle.conversion", "ExportError"),
     ("koala.data.sources", "TfdsUnavailable"),
     ("koala.models.backbones", "WeightsUnavailableError"),  # offline, no local weights file
 )

@@ -17,6 +17,8 @@ import numpy as np
 from koala.paths import read_text
 
 CHANNELS = 3  # a/128, b/128, mask
+PALETTE_OUTPUT = "ab_bins"  # a hint model's bin distribution at stride 4: the suggested colours
+PALETTE_STRIDE = 4
 AB_SCALE = 128.0  # as koala.color.AB_SCALE (this module stays TF-free)
 MAX_SIZE = 512  # a hint square's side, in input pixels
 PROTOCOL_SIZE = 6  # Zhang et al. 2017's evaluation: 6x6 squares of the true mean colour
@@ -154,3 +156,15 @@ def protocol_hints(rgb_uint8, count, rng, size=PROTOCOL_SIZE):
         hints.append({"x": col + (size - 1) / 2, "y": row + (size - 1) / 2,
                       "ab": [float(mean[0]), float(mean[1])], "size": size})
     return hints
+
+
+def palette(probabilities, bins, x, y, width, height, count=8):
+    """The `count` most likely colours at input pixel (x, y): [(a, b, probability)], from a
+    bin distribution [h, w, Q] at stride PALETTE_STRIDE of the working shape that maps onto
+    the width x height input (as Zhang et al. 2017's palette of suggested colours)."""
+    rows, cols = probabilities.shape[:2]
+    col = min(cols - 1, max(0, int((x + 0.5) * cols / width)))
+    row = min(rows - 1, max(0, int((y + 0.5) * rows / height)))
+    here = probabilities[row, col]
+    best = np.argsort(here)[::-1][:count]
+    return [(float(bins[i][0]), float(bins[i][1]), float(here[i])) for i in best]

@@ -5,6 +5,7 @@ pathlib would turn gs://bucket/x into gs:/bucket/x, so every path a user may giv
 """
 
 import os
+import pathlib
 import posixpath
 
 
@@ -27,3 +28,12 @@ def read_text(path):
             return stream.read()
     with open(path, encoding="utf-8") as stream:
         return stream.read()
+
+
+def cache_dir():
+    """Koala's one cache (converted backbone weights, LiteRT copies): $KOALA_CACHE, else
+    $XDG_CACHE_HOME/koala, else ~/.cache/koala."""
+    if os.environ.get("KOALA_CACHE"):
+        return pathlib.Path(os.environ["KOALA_CACHE"])
+    return pathlib.Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")) \
+        / "koala"

@@ -28,6 +28,8 @@ XYZ_TO_RGB = np.linalg.inv(RGB_TO_XYZ)
 D65_WHITE = np.array([0.95047, 1.0, 1.08883])
 EPSILON = 0.008856  # (6/29)^3, CIE threshold between the cube root and the linear part
 KAPPA = 7.787  # slope of the linear part: (29/6)^2 / 3
+GRID_SIZE = 10  # Zhang et al.: ab space quantized with grid size 10
+AB_RANGE = 110  # bin centres from -110 to 110
 DEFAULT_STRIDE = 32  # every Koala model builds at sides divisible by 32
 BAND_PIXELS = 1 << 20  # pixels per row band: float temporaries of ~25 MB at any photo size
 # Mean Lab chroma from which a photo counts as a colour one: `has_colour` (colorize
@@ -149,7 +151,7 @@ def _f_inverse(f):
 
 
 def lab_to_linear_rgb(lab):
-    """Lab [..., 3] -> unclipped linear RGB [..., 3] (gamut tests: koala.color.ab_bins)."""
+    """Lab [..., 3] -> unclipped linear RGB [..., 3] (gamut tests: ab_bins)."""
     fy = (lab[..., 0] + 16.0) / 116.0
     xyz = np.stack([_f_inverse(fy + lab[..., 1] / 500.0), _f_inverse(fy),
                     _f_inverse(fy - lab[..., 2] / 200.0)], -1) * D65_WHITE
@@ -247,3 +249,25 @@ def working_shape(height, width, size, stride=DEFAULT_STRIDE):
         return int(np.clip(round(n * scale / stride), 1, 4 * size // stride)) * stride
 
     return side(height), side(width)
+
+
+@functools.lru_cache(maxsize=None)
+def ab_bins(grid_size=GRID_SIZE):
+    """Centres [Q, 2] of the grid cells of ab space that hold in-gamut sRGB colours.
+
+    A cell counts when any (L, a, b) with L in 0..100 and (a, b) sampled inside the cell
+    converts to sRGB without clipping. Zhang et al. report Q = 313 for grid size 10; this
+    derivation gives the number returned here (tests/test_color.py states and checks it).
+    """
+    centres = np.arange(-AB_RANGE, AB_RANGE + 1, grid_size, dtype=np.float64)
+    offsets = np.linspace(-0.499 * grid_size, 0.499 * grid_size, 7)
+    lightness = np.linspace(0.0, 100.0, 101)
+    cells = np.stack(np.meshgrid(centres, centres, indexing="ij"), -1).reshape(-1, 2)
+    sub = np.stack(np.meshgrid(offsets, offsets, indexing="ij"), -1).reshape(-1, 2)
+    ab = cells[:, None, None, :] + sub[None, :, None, :]  # [C, S, 1, 2]
+    ab = np.broadcast_to(ab, (len(cells), len(sub), len(lightness), 2))
+    ll = np.broadcast_to(lightness[None, None, :, None], ab.shape[:-1] + (1,))
+    lab = np.concatenate([ll, ab], -1)
+    in_gamut = np.all(np.abs(lab_to_linear_rgb(lab) - 0.5) <= 0.5, axis=-1)
+    keep = in_gamut.any(axis=(1, 2))
+    return cells[keep].astype(np.float32)

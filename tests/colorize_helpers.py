@@ -8,8 +8,19 @@ colours depend on content. Tests never depend on the shipped default model.
 import numpy as np
 import pytest
 
-from koala import bundle as bundle_lib
 from koala import color
+from koala.bundle import keras_bundle as bundle_lib
+
+
+def seeded_conv(filters, name, seed, activation="tanh", bias=None):
+    """The layer the tiny test models are made of: a 3x3 "same" convolution with seeded
+    Glorot weights and a constant `bias` (zeros when None)."""
+    import keras
+
+    bias_initializer = "zeros" if bias is None else keras.initializers.Constant(bias)
+    return keras.layers.Conv2D(filters, 3, padding="same", activation=activation, name=name,
+                               kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+                               bias_initializer=bias_initializer)
 
 
 def tiny_model(bias=(0.35, 0.45)):
@@ -17,12 +28,8 @@ def tiny_model(bias=(0.35, 0.45)):
     import keras
 
     lightness = keras.Input([None, None, 1], name="L")
-    hidden = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1",
-                                 kernel_initializer=keras.initializers.GlorotUniform(seed=1))(
-        lightness)
-    ab = keras.layers.Conv2D(2, 3, padding="same", activation="tanh", name="ab",
-                             kernel_initializer=keras.initializers.GlorotUniform(seed=2),
-                             bias_initializer=keras.initializers.Constant(bias))(hidden)
+    hidden = seeded_conv(8, "conv1", seed=1, activation="relu")(lightness)
+    ab = seeded_conv(2, "ab", seed=2, bias=bias)(hidden)
     return keras.Model({"L": lightness}, ab, name="tiny")
 
 

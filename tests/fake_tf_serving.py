@@ -27,7 +27,11 @@ class ServingContract(http.server.BaseHTTPRequestHandler):
                 request.get("signature_name", "serving_default")]
             images = [base64.b64decode(self.input_value(one)["b64"])
                       for one in request["instances"]]
-            pngs = signature(image_bytes=tf.constant(images))[client.IMAGE_OUTPUT].numpy()
+            inputs = {"image_bytes": tf.constant(images)}
+            if any(isinstance(one, dict) and "hints" in one for one in request["instances"]):
+                inputs["hints"] = tf.constant([one["hints"] for one in request["instances"]],
+                                              tf.float32)  # row format: stacked per input
+            pngs = signature(**inputs)[client.IMAGE_OUTPUT].numpy()
         except tf.errors.InvalidArgumentError as error:
             return self.reply(400, {"error": error.message})
         except (ValueError, KeyError, TypeError) as error:

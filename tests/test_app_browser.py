@@ -7,7 +7,9 @@ comes from tests/install_chromium.sh, as for the study (tests/test_study_browser
 
 import concurrent.futures
 import http.client
+import ipaddress
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +21,7 @@ import cv2
 import numpy as np
 import pytest
 import servers
+from colorize_helpers import tiny_bundle  # noqa: F401 (fixture)
 from test_study_browser import CHROMEDRIVER, FLAGS, chromium  # noqa: F401 (fixture)
 
 from koala import image_io
@@ -44,10 +47,10 @@ def colorizer(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(colorizer):
-    from koala.app.server import create_app
+    from koala.app.server import create_colorize_app
 
-    with servers.running(create_app(colorizer, max_bytes=MAX_BYTES,
-                                    max_pixels=MAX_PIXELS)) as url:
+    with servers.running(create_colorize_app(colorizer, max_bytes=MAX_BYTES,
+                                             max_pixels=MAX_PIXELS)) as url:
         yield url
 
 
@@ -177,11 +180,36 @@ def test_api_refuses_oversized_and_undecodable_bodies_with_json(server, tmp_path
     assert refused.value.code == 422
 
 
-def test_app_binds_loopback_by_default():
-    result = subprocess.run([sys.executable, "-m", "koala.cli", "app", "--helpfull"],
-                            capture_output=True, text=True, timeout=60)
-    assert "--host: address to bind (loopback unless told otherwise)\n    (default: '127.0.0.1')" \
-        in result.stdout
+def test_app_binds_loopback_by_default(tiny_bundle, tmp_path):  # noqa: F811
+    """`koala app` without --host: the socket it listens on is a loopback one, reachable
+    through 127.0.0.1 and refused through this machine's other addresses."""
+    import psutil  # noqa: PLC0415 (installed with ipykernel and tensorflow-datasets)
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "koala.cli", "app", "--model", str(tiny_bundle), "--port", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "KOALA_CACHE": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"})
+    try:
+        listening, deadline = [], time.monotonic() + 120
+        while not listening:
+            assert process.poll() is None, process.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "koala app did not listen within 120 s"
+            time.sleep(0.2)
+            listening = [c.laddr for c in psutil.Process(process.pid).net_connections("all")
+                         if c.status == psutil.CONN_LISTEN]
+        assert all(ipaddress.ip_address(address.ip).is_loopback for address in listening), \
+            listening
+        port = listening[0].port
+        socket.create_connection(("127.0.0.1", port), timeout=10).close()
+        others = [address.address for addresses in psutil.net_if_addrs().values()
+                  for address in addresses if address.family in (socket.AF_INET, socket.AF_INET6)
+                  and not ipaddress.ip_address(address.address.split("%")[0]).is_loopback]
+        for address in others:
+            with pytest.raises(OSError):  # refused: nothing listens there
+                socket.create_connection((address, port), timeout=5).close()
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
 

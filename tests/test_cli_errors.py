@@ -50,6 +50,10 @@ TENSORFLOW_FREE_CASES = [
     ("client", ["--output", "{root}/out", "--batch_size=-"], ["--batch_size"]),
     ("app", ["--model", "{root}/no_bundle"], ["{root}/no_bundle", "not a Koala model"]),
     ("app", ["--max_pixels=0"], ["--max_pixels"]),
+    # one spelling per flag: the old --max_megapixels is refused, not read (the bad model
+    # makes an app that still read it fail too, on the model, not on this flag)
+    ("app", ["--max_megapixels=5", "--model", "{root}/no_bundle"],
+     ["Unknown command line flag 'max_megapixels'"]),
     ("study", ["results", "--db", "{root}/missing.sqlite"], ["{root}/missing.sqlite"]),
     ("study", ["serve", "--real", "{root}/missing", "--colorized", "{root}/empty"],
      ["--real", "{root}/missing"]),

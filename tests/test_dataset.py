@@ -57,19 +57,33 @@ def test_embedding_feature(tmp_path):
     np.testing.assert_array_equal(features["embedding"].numpy()[:, 0], [0, 1, 2])
 
 
+def example_ids(batches):
+    """The examples of `batches` by identity: write_shards numbers each one in its embedding."""
+    return [int(value) for features, _ in batches for value in features["embedding"].numpy()[:, 0]]
+
+
 def test_input_context_shards_files_and_splits_the_batch(tmp_path):
-    pattern = write_shards(tmp_path, count=4, per_shard=2)
-    seen = []
+    pattern = write_shards(tmp_path, count=4, per_shard=2, embedding_dim=1)  # examples 0..7
+    read, trained = [], []
     for pipeline in range(2):
         context = tf.distribute.InputContext(num_input_pipelines=2,
                                              input_pipeline_id=pipeline,
                                              num_replicas_in_sync=2)
         data = koala.data.dataset(pattern, batch_size=4, training=False, size=8,
-                                  input_context=context)
+                                  input_context=context, with_embedding=True)
         batches = list(data)
         assert all(ab.shape[0] <= 2 for _, ab in batches)  # per-replica batch: 4 / 2
-        seen.append(sum(ab.shape[0] for _, ab in batches))
-    assert seen == [4, 4]
+        read.append(example_ids(batches))
+        stream = koala.data.dataset(pattern, batch_size=4, training=True, seed=2, size=8,
+                                    input_context=context, with_embedding=True)
+        trained.append(example_ids(stream.take(3)))  # 6 examples: over one epoch of its 4
+    # every example read exactly once, by one pipeline, in whole files (2 examples each)
+    assert sorted(read[0] + read[1]) == list(range(8))
+    for ids in read:
+        files = {i // 2 for i in ids}
+        assert len(files) == 2 and sorted(ids) == sorted(2 * f + k for f in files for k in (0, 1))
+    # training: each pipeline streams its own files, the other's never
+    assert [set(ids) for ids in trained] == [set(ids) for ids in read]
 
 
 def test_reads_under_a_distribution_strategy(tmp_path):
@@ -95,14 +109,18 @@ def test_missing_files_fail_clearly(tmp_path):
 
 
 def test_fewer_files_than_pipelines_shards_by_example(tmp_path):
-    pattern = write_shards(tmp_path, count=1, per_shard=6)
-    ids = []
+    pattern = write_shards(tmp_path, count=1, per_shard=6, embedding_dim=1)  # examples 0..5
+    read, trained = [], []
     for pipeline in range(2):
         context = tf.distribute.InputContext(2, pipeline, 2)
-        for features, _ in koala.data.dataset(pattern, 4, training=False, size=8,
-                                              input_context=context):
-            ids.append(features["L"].shape[0])
-    assert sum(ids) == 6  # one file, two pipelines: every example read exactly once
+        read.append(example_ids(koala.data.dataset(pattern, 4, training=False, size=8,
+                                                   input_context=context, with_embedding=True)))
+        stream = koala.data.dataset(pattern, 4, training=True, seed=2, size=8,
+                                    input_context=context, with_embedding=True)
+        trained.append(example_ids(stream.take(3)))  # 6 examples: two epochs of its 3
+    # one file, two pipelines: every example read exactly once, half by each
+    assert sorted(read[0] + read[1]) == list(range(6)) and len(read[0]) == len(read[1]) == 3
+    assert [set(ids) for ids in trained] == [set(ids) for ids in read]  # training too
 
 
 def test_a_stream_started_at_a_position_equals_the_tail_of_a_full_stream(tmp_path):

@@ -187,11 +187,11 @@ GRAPH = {  # the graph reads bytes: no EXIF, no ICC, JPEG/PNG/GIF/BMP only
 
 @pytest.fixture(scope="module")
 def served(tiny_bundle, tmp_path_factory):  # noqa: F811
-    from koala import bundle  # noqa: PLC0415
+    from koala.bundle import keras_bundle  # noqa: PLC0415
     from koala.serving import saved_model  # noqa: PLC0415
 
     base = tmp_path_factory.mktemp("served") / "koala"
-    return saved_model.export(bundle.load(str(tiny_bundle)), base)
+    return saved_model.export(keras_bundle.load(str(tiny_bundle)), base)
 
 
 def test_export_graph_table(corpus, served):
@@ -267,9 +267,9 @@ def test_client_table(corpus, served, tmp_path):
     url, server = serve(ServingContract)
     errors = {}
     try:
-        written = client.colorize_files(url, "koala", [folder / n for n in expected],
-                                        tmp_path, batch_size=4,
-                                        on_error=lambda path, m: errors.update({path.name: m}))
+        written = client.colorize_files_via_server(
+            url, "koala", [folder / n for n in expected], tmp_path, batch_size=4,
+            on_error=lambda path, m: errors.update({path.name: m}))
     finally:
         server.shutdown()
         server.server_close()

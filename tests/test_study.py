@@ -6,6 +6,7 @@ they cover the command, a real uvicorn, and a kill of the server process.
 
 import concurrent.futures
 import hashlib
+import hmac
 import http.client
 import http.cookiejar
 import json
@@ -320,6 +321,8 @@ def test_path_traversal_and_malformed_votes_are_refused(server, tmp_path):
 def test_votes_committed_before_a_kill_survive_it(server):
     base, db_path, process = server
     acknowledged, lock, stop = [], threading.Lock(), threading.Event()
+    refused = []  # (image, status) of answers other than 200: asserted in the main thread,
+    # where a failed assertion fails the test (one raised in a thread is only printed)
 
     def vote_until_stopped(participant):
         question = participant.next()
@@ -329,8 +332,10 @@ def test_votes_committed_before_a_kill_survive_it(server):
                 status, question = participant.vote(image, "real")
             except (OSError, http.client.HTTPException):  # the server died under this request
                 return
-            assert status == 200
             with lock:
+                if status != 200:
+                    refused.append((image, status))
+                    return
                 acknowledged.append((participant, image))
 
     participants = [Participant(base) for _ in range(6)]
@@ -346,6 +351,8 @@ def test_votes_committed_before_a_kill_survive_it(server):
     stop.set()
     for thread in threads:
         thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert refused == []
     assert len(acknowledged) >= 20
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -418,10 +425,16 @@ def test_no_url_header_or_image_byte_tells_real_from_colorized(tmp_path):
         server_run.close()
     with sqlite3.connect(db_path) as conn:
         rows = {row[0]: row[1:] for row in conn.execute("SELECT id, kind, name FROM images")}
-        secret = conn.execute("SELECT value FROM study").fetchone()[0]
+        secret = conn.execute("SELECT value FROM study WHERE key = 'secret'").fetchone()[0]
     assert set(served) == set(rows) and len(rows) == 6
-    assert all(image == study_catalog.image_id(secret, kind, name)  # computable only with
-               for image, (kind, name) in rows.items())  # the secret kept in the database
+    assert sorted(rows.values()) == sorted(
+        [("real", f"photo{index}.jpg") for index in range(3)]
+        + [("colorized", f"photo{index}.png") for index in range(3)])
+    # each id as documented, computed here (not by the code under test): 16 hex digits of
+    # HMAC-SHA256(secret, "kind\0relative name"), the 32-byte secret kept in the database
+    assert len(secret) == 32
+    assert {image: hmac.new(secret, f"{kind}\0{name}".encode(), hashlib.sha256).hexdigest()[:16]
+            for image, (kind, name) in rows.items()} == {image: image for image in rows}
     headers = [h for h, _ in served.values()]
     assert all(h == headers[0] for h in headers)  # the same headers for every photo
     structure = {}

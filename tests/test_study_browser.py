@@ -1,7 +1,8 @@
 """The study page in a real headless Chromium: answer every photo, see the end and the results.
 
 Chromium and its WebDriver are Debian packages; tests/install_chromium.sh installs them
-where missing (CI runs as root); elsewhere the test skips with the reason.
+where missing (CI runs as root); elsewhere the test skips with the reason, except when
+CI=true: there a browser that cannot be installed fails the tests instead.
 """
 
 import os
@@ -13,7 +14,7 @@ import cv2
 import pytest
 import servers
 
-from koala.study.app import create_app
+from koala.study.server import create_study_app
 from koala.study.catalog import Catalog
 from koala.study.db import StudyDB
 
@@ -26,17 +27,29 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
 RESULTS_KEY = "browser-test-key"
 
 
+def browser_unavailable(reason):
+    """Skips a browser test, except in CI (CI=true), where a missing browser is a failure:
+    there the browser tests must run, not vanish into a skip."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true, and the browser tests cannot run: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def chromium():
-    """Installs Chromium + chromedriver when missing and possible, else skips."""
+    """Installs Chromium + chromedriver when missing and possible, else skips (fails in CI)."""
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         if os.geteuid() != 0 or shutil.which("apt-get") is None:
-            pytest.skip("chromium/chromium-driver missing and not root to apt-get install them")
+            browser_unavailable("chromium/chromium-driver missing and not root to apt-get "
+                                "install them")
         result = subprocess.run(["sh", str(INSTALLER)], capture_output=True, text=True,
                                 timeout=900)
         if result.returncode != 0:
-            pytest.skip(f"could not install chromium: {result.stderr[-500:]}")
-    pytest.importorskip("selenium")
+            browser_unavailable(f"could not install chromium: {result.stderr[-500:]}")
+    try:
+        import selenium  # noqa: F401, PLC0415
+    except ImportError as error:
+        browser_unavailable(f"selenium is not installed: {error}")
     return CHROMIUM
 
 
@@ -71,7 +84,7 @@ def study(tmp_path, shared_data):
             small = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
         cv2.imwrite(str(tmp_path / ("real" if index < 3 else "colorized") / photo.name), small)
     catalog = Catalog.from_folders(tmp_path / "real", tmp_path / "colorized")
-    app = create_app(catalog, StudyDB(tmp_path / "study.sqlite"), RESULTS_KEY)
+    app = create_study_app(catalog, StudyDB(tmp_path / "study.sqlite"), RESULTS_KEY)
     with servers.running(app) as url:
         yield url, catalog
 

@@ -9,7 +9,6 @@ the request: nothing is written to disk, kept after the response or served to an
 At most one colorization per CPU runs at once; others wait their turn.
 """
 
-import ipaddress
 import os
 import threading
 import urllib.parse
@@ -23,13 +22,9 @@ from koala.inference import png
 
 DEFAULT_MAX_BYTES = 50 << 20
 DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: a big camera photo; ~1 GB of float temporaries
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; "
-                               "style-src 'self'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+SECURITY_HEADERS = web.security_headers(
+    "default-src 'self'; img-src 'self' blob:; style-src 'self'; frame-ancestors 'none'",
+    {"Cache-Control": "no-store"})
 STATIC_TYPES = {"app.js": "text/javascript", "app.css": "text/css"}
 
 
@@ -51,35 +46,9 @@ class UploadRefused(Exception):
         self.status = status
 
 
-def is_loopback(host):
-    """Whether binding `host` keeps the app on this machine (a host name counts as not);
-    `koala study serve` warns by the same rule."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _upload_name(request):
     name = urllib.parse.unquote(request.headers.get("x-filename", "")).strip()
     return name.replace("\n", " ")[:200] or "the photo"
-
-
-async def _bounded_body(request, name, max_bytes):
-    """The body, refused with 413 beyond `max_bytes` (declared or streamed)."""
-    too_large = UploadRefused(413, f"{name}: larger than the upload limit of "
-                                   f"{max_bytes / 1e6:.0f} MB")
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise too_large
-    return bytes(body)
 
 
 def _options(query):
@@ -100,10 +69,10 @@ def _default_vividness(colorizer):
     return "" if value is None else str(round(100 * float(value)))
 
 
-def create_app(colorizer, max_bytes=DEFAULT_MAX_BYTES, max_pixels=DEFAULT_MAX_PIXELS,
-               **options):
-    """The app around a loaded koala.inference.colorizer.Colorizer; `options` go to every call
-    (per-request REQUEST_OPTIONS override them)."""
+def create_colorize_app(colorizer, max_bytes=DEFAULT_MAX_BYTES, max_pixels=DEFAULT_MAX_PIXELS,
+                        **options):
+    """`koala app`'s web app around a loaded koala.inference.colorizer.Colorizer; `options`
+    go to every call (per-request REQUEST_OPTIONS override them)."""
     app = FastAPI(title="Koala", docs_url=None, redoc_url=None, openapi_url=None)
     page = (web.static_text("koala.app", "index.html").replace("{{max_bytes}}", str(max_bytes))
             .replace("{{max_megapixels}}", f"{max_pixels / 1e6:g}")
@@ -135,12 +104,12 @@ def create_app(colorizer, max_bytes=DEFAULT_MAX_BYTES, max_pixels=DEFAULT_MAX_PI
     def index():
         return HTMLResponse(page)
 
-
     @app.post("/api/colorize")
     async def colorize_upload(request: Request):
         name = _upload_name(request)
         request_options = _options(request.query_params)
-        data = await _bounded_body(request, name, max_bytes)
+        data = await web.bounded_body(request, max_bytes, UploadRefused(
+            413, f"{name}: larger than the upload limit of {max_bytes / 1e6:.0f} MB"))
         if not data:
             raise UploadRefused(422, f"{name}: empty upload")
         encoded, shape = await run_in_threadpool(colorize_png, data, name, request_options)

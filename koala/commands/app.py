@@ -18,8 +18,6 @@ flags.DEFINE_integer("port", 8000, "TCP port")
 flags.DEFINE_integer("max_upload_mb", 50, "largest upload accepted, in MB")
 flags.DEFINE_integer("max_pixels", None, "largest photo accepted, in pixels, read from its "
                      "header (default: the app's 50 megapixels)", lower_bound=1)
-flags.DEFINE_float("max_megapixels", None, "the old spelling of --max_pixels, in megapixels",
-                   lower_bound=0.0)
 
 FLAGS = flags.FLAGS
 
@@ -29,15 +27,15 @@ def main(argv):
         raise UserError(f"unexpected arguments: {argv[1:]}")
     import uvicorn  # noqa: PLC0415 (heavy imports only once the flags are valid)
 
+    from koala import web
+    from koala.app.server import DEFAULT_MAX_PIXELS, create_colorize_app
     from koala.inference import colorizer as colorizer_lib
-    from koala.app.server import DEFAULT_MAX_PIXELS, create_app, is_loopback
 
-    max_pixels = FLAGS.max_pixels or (int(FLAGS.max_megapixels * 1e6) if FLAGS.max_megapixels
-                                      else DEFAULT_MAX_PIXELS)
     colorizer = colorizer_lib.Colorizer(FLAGS.model)  # a missing model: one line (koala.errors)
-    if not is_loopback(FLAGS.host):
+    if not web.is_loopback(FLAGS.host):
         logging.warning("binding %s: the app is reachable from other machines", FLAGS.host)
-    web_app = create_app(colorizer, max_bytes=FLAGS.max_upload_mb << 20, max_pixels=max_pixels)
+    web_app = create_colorize_app(colorizer, max_bytes=FLAGS.max_upload_mb << 20,
+                                  max_pixels=FLAGS.max_pixels or DEFAULT_MAX_PIXELS)
     print(f"Koala app ({colorizer.bundle.name}, {colorizer.runtime.engine}): "
           f"http://{FLAGS.host}:{FLAGS.port}/", flush=True)
     uvicorn.run(web_app, host=FLAGS.host, port=FLAGS.port, log_level="warning",

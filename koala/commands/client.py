@@ -1,6 +1,7 @@
 """`koala client`: colorize photos on a TF Serving REST endpoint serving a Koala export.
 
   koala client --url http://localhost:8501 --model koala photo1.jpg photo2.png --output out/
+  koala client --model koala old.jpg --output out/ --hints hints.json   (a hint model's export)
 
 Writes OUTPUT/<stem>.png per input; inputs are never overwritten.
 """
@@ -22,6 +23,9 @@ flags.DEFINE_float("timeout", 300.0, "seconds to wait for each request")
 flags.DEFINE_integer("max_pixels", DEFAULT_MAX_PIXELS, "do not send images with more pixels (read "
                      "from the header; the export refuses above its own limit)", lower_bound=1)
 
+flags.DEFINE_string("hints", None, "colour hints JSON (as `koala colorize --hints`): a list for "
+                    "one photo or {file name: list}; sent to the colorize_hints signature")
+
 FLAGS = flags.FLAGS
 
 
@@ -34,14 +38,21 @@ def main(argv):
     missing = [p for p in images if not os.path.lexists(p)]
     if missing:
         raise UserError(f"no such image file: {', '.join(missing)}")
+    from koala import hints as hints_lib
     from koala.serving import client  # late: `koala client --help` stays fast
 
+    hints = hints_lib.load(FLAGS.hints) if FLAGS.hints else None
+    if isinstance(hints, list) and len(images) > 1:
+        raise UserError(f"{FLAGS.hints}: a list of hints is for one photo; for {len(images)} "
+                        "images give an object {file name: list}")
+
     failures = []  # a bad file is named and skipped; the others are still sent
-    written = client.colorize_files(  # the server unreachable: ClientError, one line
+    written = client.colorize_files_via_server(  # the server unreachable: ClientError, one line
         FLAGS.url, FLAGS.model, images, FLAGS.output, batch_size=FLAGS.batch_size,
         on_error=lambda path, message: failures.append(message),
         max_pixels=FLAGS.max_pixels, version=FLAGS.version, signature=FLAGS.signature,
-        timeout=FLAGS.timeout)
+        timeout=FLAGS.timeout,
+        hints_of=(lambda path: hints_lib.for_photo(hints, path)) if hints else None)
     for path in written:
         print(path)
     if failures:

@@ -3,6 +3,12 @@
   koala colorize ../shared/data/historical --output out/colorized
   koala colorize 'scans/**/*.tif' film.mp4 --output out --model runs/koalarization --batch_size 16
   koala colorize old.jpg --output out --reference similar_colour_photo.jpg
+  koala colorize old.jpg --output out --hints hints.json
+
+--hints: colour hints (koala.hints), a JSON list for one photo, or an object {file name:
+list} for several: [{"x": 120.5, "y": 80.5, "rgb": "#3050c0", "size": 6}, ...] (x, y: the
+centre in the photo's pixels; "ab": [a, b] in CIE Lab instead of "rgb"; size: the square's
+side, default 1). A photo whose hints are bad is named with the problem and skipped.
 
 Inputs are never overwritten and existing outputs get a "-1", "-2"... suffix (unless
 --overwrite). Unreadable files are named and skipped; the exit code is 1 if any failed.
@@ -12,6 +18,7 @@ import time
 
 from absl import flags, logging
 
+from koala import hints as hints_lib
 from koala import image_io
 from koala.errors import UserError
 
@@ -30,6 +37,8 @@ flags.DEFINE_integer("max_pixels", image_io.DEFAULT_MAX_PIXELS,
                      "before decoding)", lower_bound=1)
 flags.DEFINE_float("vividness", None, "0 (most accurate) .. 1 (most vivid); default: the "
                    "model's own, chosen on validation photos", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_string("hints", None, "colour hints JSON: a list for one photo, or {file name: "
+                    "list} (koala.hints); needs a hint model such as the default")
 flags.mark_flag_as_required("output")
 
 
@@ -54,7 +63,12 @@ def main(argv):
                      if FLAGS.reference else None)
     except image_io.UnreadableImage as error:
         raise UserError(f"--reference {error}") from None
+    hints = hints_lib.load(FLAGS.hints) if FLAGS.hints else None  # bad file: one line
+    if isinstance(hints, list) and len(found) > 1:
+        raise UserError(f"{FLAGS.hints}: a list of hints is for one photo; for {len(found)} "
+                        "inputs give an object {file name: list}")
     colorizer = colorizer_lib.Colorizer(FLAGS.model, FLAGS.size)  # missing: one line (koala.errors)
+    hints_of = (lambda source: hints_lib.for_photo(hints, source)) if hints else None
     options = {"keep_color": FLAGS.keep_color, "reference": reference,
                "vividness": FLAGS.vividness}
     images = [(s, t) for s, t in pairs if s.suffix.lower() not in image_io.VIDEO_SUFFIXES]
@@ -62,7 +76,7 @@ def main(argv):
     start = time.perf_counter()
     with tqdm(total=len(images), unit="img", desc="colorize") as bar:
         for source, error in colorizer_lib.colorize_files(images, colorizer, FLAGS.batch_size,
-                                                       FLAGS.max_pixels, **options):
+                                                       FLAGS.max_pixels, hints_of, **options):
             if error:
                 failures[str(source)] = error
                 logging.warning("skipped %s", error)  # the error names the file

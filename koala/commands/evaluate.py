@@ -3,6 +3,8 @@
   koala evaluate --model default --input ../shared/data/benchmark --output out/evaluate
   koala evaluate --model default --model runs/zhang --input records/val --output out/cmp \\
       --train_stats ../shared/data/photos/train
+  koala evaluate --model default --input ../shared/data/photos/val --output out/hints \\
+      --hints 0 --hints 1 --hints 10
 """
 
 from absl import flags, logging
@@ -28,6 +30,9 @@ flags.DEFINE_integer("max_pixels", image_io.DEFAULT_MAX_PIXELS,
 flags.DEFINE_multi_float("vividness", None, "evaluate each model at these vividness values "
                          "(0 accurate .. 1 vivid; repeat to compare; default: the model's own)",
                          lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_multi_integer("hints", None, "also measure each hint model with N simulated "
+                           "colour hints (Zhang et al. 2017's protocol at 256x256; repeat: "
+                           "--hints 0 --hints 10)", lower_bound=0)
 flags.mark_flags_as_required(["input", "output"])
 
 
@@ -45,10 +50,16 @@ def main(argv):
                                    FLAGS.semantic, progress=bar.update,
                                    reference_source=FLAGS.reference_study,
                                    max_pixels=FLAGS.max_pixels,
-                                   vividness=FLAGS.vividness or (None,))
+                                   vividness=FLAGS.vividness or (None,),
+                                   hint_counts=FLAGS.hints or ())
     except ValueError as error:  # no photos, bad records, a bundle's bad metadata
         raise UserError(str(error)) from error
     for method, values in results["methods"].items():
         logging.info("%-16s AuC %.2f  PSNR %.2f  ab MSE %.1f", method, values["auc"],
                      values["psnr"], values["ab_mse"])
+    for label, result in results.get("hint_sweep", {}).items():
+        for count, values in result["by_hints"].items():
+            logging.info("%-16s %3d hints: PSNR %.2f (gray %.2f)  AuC %.2f  colourfulness %.2f",
+                         label, count, values["psnr"], result["gray"]["psnr"], values["auc"],
+                         values["colorfulness_ratio"])
     logging.info("wrote %s/metrics.json and report.md", FLAGS.output)

@@ -55,11 +55,11 @@ def main(argv):
         raise UserError("--output DIR is required (e.g. --output export/koala), or "
                         "--tflite alone to add model.tflite to the bundle")
     photos = parity_photos(FLAGS.parity_images)  # checked before TensorFlow loads
-    from koala import bundle  # late: `koala export --help` should not import TF
+    from koala.bundle import keras_bundle  # late: `koala export --help` should not import TF
     from koala.serving import saved_model, tflite
 
     # A missing bundle (FileNotFoundError) or an ExportError: one line (koala.errors).
-    model = bundle.load(FLAGS.model)
+    model = keras_bundle.load(FLAGS.model)
     if not FLAGS.output:
         info = tflite.add_tflite_to_bundle(
             model, FLAGS.tflite_weights or tflite.BUNDLE_TFLITE_WEIGHTS, photos)

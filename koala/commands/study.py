@@ -59,10 +59,10 @@ def serve():
     colorized = _colorized_folder()
     import uvicorn
 
-    from koala.app.server import is_loopback
-    from koala.study.app import create_app
+    from koala import web
     from koala.study.catalog import Catalog, colorize_folder
     from koala.study.db import StudyDB
+    from koala.study.server import create_study_app
 
     if FLAGS.model:
         made = colorize_folder(FLAGS.real, colorized, FLAGS.model, FLAGS.vividness)
@@ -72,7 +72,7 @@ def serve():
         catalog = Catalog.from_folders(FLAGS.real, colorized, database.secret(), FLAGS.max_pixels)
     except ValueError as error:  # no photos in either folder
         raise UserError(str(error)) from None
-    if not is_loopback(FLAGS.host):
+    if not web.is_loopback(FLAGS.host):
         logging.warning("binding %s: the study is reachable from other machines", FLAGS.host)
     key = FLAGS.results_key or secrets.token_urlsafe(12)
     kinds = [image.kind for image in catalog.images.values()]
@@ -80,7 +80,7 @@ def serve():
     print(f"study of {kinds.count('real')} real and {kinds.count('colorized')} colorized photos, "
           f"votes in {FLAGS.db}\n  participants: {base}/\n  results:      {base}/results?key={key}",
           flush=True)
-    uvicorn.run(create_app(catalog, database, key), host=FLAGS.host, port=FLAGS.port,
+    uvicorn.run(create_study_app(catalog, database, key), host=FLAGS.host, port=FLAGS.port,
                 log_level="warning", access_log=False)
 
 

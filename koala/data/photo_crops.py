@@ -6,17 +6,13 @@ step matters more than the decode cost (decode+resize runs at ~1,900 img/s here,
 working size, and cached in memory (~2.6 GB for 17k photos at 160 px).
 """
 
-import cv2
-import numpy as np
 import tensorflow as tf
 
-from koala import color, image_io
+from koala import color
 from koala.data import simulated_hints, sources
 
 AUTOTUNE = tf.data.AUTOTUNE
 MIN_CROP_SHARE = 0.55  # the crop's side as a share of the photo's short side: 0.55..1
-PRIOR_PHOTOS = 2000  # photos sampled (evenly over the sorted list) for the ab prior
-PRIOR_SIZE = 64  # each is shrunk to this square first: the prior needs colours, not detail
 
 
 def list_photos(folder):
@@ -25,18 +21,6 @@ def list_photos(folder):
     if not paths:
         raise FileNotFoundError(f"{folder}: no photos found")
     return paths
-
-
-def ab_prior(folder, count=PRIOR_PHOTOS):
-    """Smoothed ab bin distribution of `folder`'s photos (Zhang's prior, sigma 5), from
-    `count` of them taken evenly over the sorted list: what class rebalancing weighs by."""
-    paths = list_photos(folder)
-    counts = np.zeros(len(color.ab_bins()), np.int64)
-    for path in paths[::max(1, len(paths) // count)]:
-        rgb = cv2.resize(image_io.read_image(path), (PRIOR_SIZE, PRIOR_SIZE),
-                         interpolation=cv2.INTER_AREA)
-        counts += color.histogram_counts(color.rgb_to_lab_cv2(rgb)[..., 1:])
-    return color.smoothed_prior(counts)
 
 
 def _decode(path, short_side):

@@ -21,7 +21,7 @@ import numpy as np
 from absl import logging
 
 from koala import color, image_io, photo
-from koala.evaluation import judge, metrics
+from koala.evaluation import hint_sweep, judge, metrics
 from koala.inference import colorizer as colorizer_lib
 
 WNID = re.compile(r"^n\d{8}$")
@@ -224,11 +224,13 @@ def reference_study(colorizer, source, threshold=10.0, limit=0):
 
 def run(model_names, source, output_dir, size=None, train_stats=None, limit=0,
         threshold=10.0, semantic=True, progress=None, reference_source=None,
-        max_pixels=image_io.DEFAULT_MAX_PIXELS, vividness=(None,)):
+        max_pixels=image_io.DEFAULT_MAX_PIXELS, vividness=(None,), hint_counts=()):
     """Evaluates models (names or paths) on `source`; writes metrics.json, report.md, figures.
 
     Each model is evaluated at each of the `vividness` values (None: its default), labelled
-    "NAME@V". Photos that cannot be read (or exceed `max_pixels`) are listed under "skipped"."""
+    "NAME@V". Photos that cannot be read (or exceed `max_pixels`) are listed under "skipped".
+    `hint_counts`: also run Zhang et al. 2017's hint sweep (koala.evaluation.hint_sweep) for
+    each model that takes hints, at these numbers of simulated hints."""
     from koala.evaluation import figures  # noqa: PLC0415 (matplotlib only when writing)
 
     output_dir = pathlib.Path(output_dir)
@@ -261,6 +263,13 @@ def run(model_names, source, output_dir, size=None, train_stats=None, limit=0,
                     "models": {label: str(c.bundle.path) for label, c in colorizers.items()},
                     "train_mean_ab": [float(v) for v in mean_ab], "train_stats": stats_note,
                     "skipped": skipped})
+    if hint_counts:
+        results["hint_sweep"] = {
+            label: hint_sweep.sweep(colorizer, load_samples(source, limit, max_pixels),
+                                    tuple(hint_counts), vividness=chosen.get(label))
+            for label, colorizer in colorizers.items() if colorizer.takes_hints}
+        if not results["hint_sweep"]:
+            raise ValueError("--hints: none of the models takes colour hints")
     if reference_source:
         first = next(iter(colorizers.values()))
         results["reference_study"] = {"input": str(reference_source), **reference_study(

@@ -135,5 +135,23 @@ def markdown(results, figures):
             f" -> {study['guided'][key]:.1f}%, AuC {study['alone']['auc']:.2f}"
             f" -> {study['guided']['auc']:.2f}.")
     lines.append("")
+    for label, sweep in results.get("hint_sweep", {}).items():
+        lines += hint_table(label, sweep)
     lines += [f"## {title}\n\n![{title}]({name})\n" for title, name in figures.items()]
     return "\n".join(lines)
+
+
+def hint_table(label, sweep):
+    """Markdown lines: PSNR / AuC / colourfulness by number of hints, beside Zhang 2017."""
+    lines = [f"## Colour hints: `{label}`", "",
+             f"{sweep['photos']} photos at {sweep['side']}x{sweep['side']}, "
+             f"{sweep['hint_size']}x{sweep['hint_size']} hints of the true mean colour "
+             f"(Zhang et al. 2017's protocol); gray: PSNR {sweep['gray']['psnr']:.2f} dB.", "",
+             "| hints | PSNR dB | ± SE | AuC | colourfulness / truth | Zhang et al. 2017 |",
+             "|---|---|---|---|---|---|"]
+    for count, values in sweep["by_hints"].items():
+        zhang = values.get("zhang_2017_psnr")
+        lines.append(f"| {count} | {values['psnr']:.2f} | {values['psnr_se']:.2f} | "
+                     f"{values['auc']:.2f} | {values['colorfulness_ratio']:.2f} | "
+                     f"{'-' if zhang is None else f'{zhang:.2f}'} |")
+    return lines + [""]

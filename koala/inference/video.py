@@ -6,7 +6,7 @@ resolution: the previous smoothed ab is warped into the current frame along Farn
 optical flow and blended with the new prediction (an exponential moving average), with the
 history trusted less where the warp does not explain the current lightness (occlusions).
 A scene cut (large change of the lightness histogram) resets the history.
-Flicker is measured after motion compensation (koala.evaluation.metrics.warped_flicker): the
+Flicker is measured after motion compensation (koala.evaluation.motion.warped_flicker): the
 previous frame's ab is warped onto the current frame along the flow of L and compared where
 the warp explains the lightness. A same-pixel difference would reward a filter that smears colours
 in place (zero flow scored better than real flow on that measure) and punish tracking.
@@ -19,8 +19,7 @@ import pathlib
 import cv2
 import numpy as np
 
-from koala import image_io, photo
-from koala.evaluation import metrics
+from koala import image_io, motion, photo
 from koala.photo import recombine, split
 
 FOURCC = {".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
@@ -66,8 +65,8 @@ class TemporalSmoother:
         else:
             previous_lightness, previous_ab = self.previous
             flow = self.flow(lightness, previous_lightness)
-            warped_ab = metrics.warp(previous_ab, flow)
-            error = np.abs(metrics.warp(previous_lightness, flow) - lightness)
+            warped_ab = motion.warp(previous_ab, flow)
+            error = np.abs(motion.warp(previous_lightness, flow) - lightness)
             trust = self.settings.momentum / (1.0 + error / self.settings.warp_tolerance)
             smoothed = trust[..., None] * warped_ab + (1.0 - trust[..., None]) * ab
         self.previous = (lightness, np.asarray(smoothed, np.float32))
@@ -96,8 +95,8 @@ class FlickerMeter:
             previous_lightness, previous_ab = self.previous
             if flow is None:
                 flow = farneback_flow(lightness, previous_lightness)
-            valid = metrics.warp_valid(flow, previous_lightness, lightness)
-            total, count = metrics.warped_flicker(previous_ab, ab, flow, valid)
+            valid = motion.warp_valid(flow, previous_lightness, lightness)
+            total, count = motion.warped_flicker(previous_ab, ab, flow, valid)
             self.total, self.count = self.total + total, self.count + count
         self.previous = (lightness, ab)
 
@@ -255,5 +254,5 @@ def measure_clip(colorizer, truths, affines, smoother=None, batch_size=8):
         lab, truth = color.rgb_to_lab_cv2(rgb), color.rgb_to_lab_cv2(truths[t])
         flow = affine_flow(affines[t], affines[t - 1], size) if t else None
         meter.add(truth[..., 0], lab[..., 1:], flow)
-        errors.append(float(metrics.ab_distance(lab[..., 1:], truth[..., 1:]).mean()))
+        errors.append(float(np.linalg.norm(lab[..., 1:] - truth[..., 1:], axis=-1).mean()))
     return {"flicker": meter.value, "ab_error": float(np.mean(errors))}

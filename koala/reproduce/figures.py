@@ -13,8 +13,10 @@ def _pyplot():
     return plt
 
 
-def image_grid(columns, path, rows=4):
-    """columns: {title: [uint8 RGB image, ...]} (same length) -> one PNG, rows x columns."""
+def save_image_grid(columns, path, rows=4):
+    """columns: {title: [uint8 RGB image, ...]} (same length) -> one PNG file at `path`,
+    rows x columns (the report's figure; the loop's TensorBoard rows are
+    koala.training.validation.image_grid)."""
     plt = _pyplot()
     titles = list(columns)
     count = min(rows, min(len(images) for images in columns.values()))

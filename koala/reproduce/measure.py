@@ -38,7 +38,7 @@ def measure(gray, truth, prediction, color_space, prior=None, classify=None, tru
                                            for p, t in zip(ab_pred, ab_true)])
         if prior is not None:
             result["auc_rebalanced"] = np.array([
-                metrics.auc(p, t, weights=metrics.rebalancing_weights(t, prior))
+                metrics.auc(p, t, weights=metrics.pixel_rarity_weights(t, prior))
                 for p, t in zip(ab_pred, ab_true)])
     if classify is not None:
         result["top1_agreement"] = 100.0 * (in_chunks(classify, to_uint8(pred_rgb))
@@ -87,5 +87,5 @@ class Comparison:
         path, link = context.figure(name)
         columns = {"gray": self.images["gray"], **{m: self.images[m] for m in methods},
                    "truth": list(self.rgb(self.truth)[:GRID_ROWS])}
-        figures.image_grid(columns, path, GRID_ROWS)
+        figures.save_image_grid(columns, path, GRID_ROWS)
         return link

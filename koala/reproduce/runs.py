@@ -77,7 +77,7 @@ def train_run(context, run, experiment, records_dir, size, steps, with_embedding
     """
     import keras  # noqa: PLC0415
 
-    from koala import bundle  # noqa: PLC0415
+    from koala.bundle import keras_bundle  # noqa: PLC0415
 
     budget = context.budget
     variant = "tiny" if budget.name == "tiny" else "cpu"
@@ -99,7 +99,7 @@ def train_run(context, run, experiment, records_dir, size, steps, with_embedding
         started = time.perf_counter()
         loop.train(config, workdir, strategy=tf.distribute.get_strategy())
         logging.info("report: trained %s in %.0f s", run, time.perf_counter() - started)
-    return bundle.load(workdir).model, config, builders.output_kind(config)
+    return keras_bundle.load(workdir).model, config, builders.output_kind(config)
 
 
 def val_images(config, limit):

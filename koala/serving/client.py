@@ -24,8 +24,10 @@ import pathlib
 import urllib.error
 import urllib.request
 
+from koala import hints as hints_lib
 from koala import image_io
 
+HINTS_SIGNATURE = "colorize_hints"  # koala.serving.saved_model's (not imported: no TF here)
 IMAGE_OUTPUT = "colorized_bytes"  # koala.serving.graph.IMAGE_OUTPUT (not imported: no TF here)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SERVED_FORMATS = ("JPEG", "PNG", "GIF", "BMP")  # what koala.serving.graph.header_shape reads
@@ -48,10 +50,24 @@ def predict_url(url, model, version=None):
     return f"{base}/v1/models/{model}{versioned}:predict"
 
 
-def request_body(images, signature="serving_default"):
-    """The JSON request for a list of encoded images (bytes)."""
-    instances = [{"b64": base64.b64encode(image).decode("ascii")} for image in images]
-    return json.dumps({"signature_name": signature, "instances": instances}).encode("utf-8")
+def request_body(images, signature="serving_default", hint_points=None):
+    """The JSON request for a list of encoded images (bytes); with `hint_points` (per image,
+    rows of [x, y, a, b, size] from hint_rows) the export's colorize_hints signature."""
+    encoded = [{"b64": base64.b64encode(image).decode("ascii")} for image in images]
+    if hint_points is None:
+        return json.dumps({"signature_name": signature, "instances": encoded}).encode("utf-8")
+    rows = max(1, max(len(points) for points in hint_points))  # one shape per request
+    instances = [{"image_bytes": image, "hints": points + [[0.0] * 5] * (rows - len(points))}
+                 for image, points in zip(encoded, hint_points)]
+    return json.dumps({"signature_name": HINTS_SIGNATURE, "instances": instances}).encode()
+
+
+def hint_rows(hints, data, name):
+    """Raw hints (koala.hints) for the encoded image `data` -> rows [x, y, a, b, size] for
+    the export's colorize_hints signature; HintError names `name` and the problem."""
+    width, height = image_io.open_header(io.BytesIO(data), name).size
+    checked = hints_lib.check(hints, width, height, f"{name}: hints")
+    return [list(map(float, hint)) for hint in checked]
 
 
 _TF_TRACE_LINES = ("[[", "Detected at", "<stack", "Graph execution error")
@@ -116,13 +132,19 @@ def check_image(data, name, max_pixels=image_io.DEFAULT_MAX_PIXELS):
 
 
 def predict(url, model, images, version=None, signature="serving_default", timeout=300.0,
-            max_pixels=image_io.DEFAULT_MAX_PIXELS):
-    """Colorizes encoded images (list of bytes) on the server; returns their PNG bytes."""
+            max_pixels=image_io.DEFAULT_MAX_PIXELS, hints=None):
+    """Colorizes encoded images (list of bytes) on the server; returns their PNG bytes.
+    `hints`: per image, a list of colour hints (koala.hints) or None; any given sends the
+    request to the export's colorize_hints signature (a hint model's)."""
     for index, data in enumerate(images):
         check_image(data, f"image {index}", max_pixels)
+    points = None
+    if hints is not None and any(hints):
+        points = [hint_rows(h or [], data, f"image {index}")
+                  for index, (data, h) in enumerate(zip(images, hints))]
     endpoint = predict_url(url, model, version)
     request = urllib.request.Request(
-        endpoint, data=request_body(images, signature),
+        endpoint, data=request_body(images, signature, points),
         headers={"Content-Type": "application/json"}, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -163,33 +185,40 @@ def _check_file(path, max_pixels):
         raise ClientError(f"{path}: {error.strerror or error}") from None
 
 
-def colorize_files(url, model, inputs, output_dir, batch_size=8, on_error=None,
-                   max_pixels=image_io.DEFAULT_MAX_PIXELS, **predict_kwargs):
-    """Sends image files in batches and writes the colorized PNGs; returns their paths.
+def colorize_files_via_server(url, model, inputs, output_dir, batch_size=8, on_error=None,
+                              max_pixels=image_io.DEFAULT_MAX_PIXELS, hints_of=None,
+                              **predict_kwargs):
+    """Sends image files in batches to TF Serving at `url` and writes the colorized PNGs;
+    returns their paths (koala.inference.colorizer.colorize_files colorizes in-process).
 
     A file that is unreadable, not a served image or above `max_pixels` raises
     ClientError, or, given `on_error(path, message)`, is reported there and left out while
     the rest go on; so is an image the server refuses (a refused batch is resent image by
-    image to find it).
+    image to find it), and one whose hints (`hints_of(path)`: koala.hints or None) are bad.
     """
     inputs = [pathlib.Path(p) for p in inputs]
     targets = dict(zip(inputs, output_paths(inputs, output_dir)))
-    paths = []
+    paths, hints = [], {}
     for path in inputs:  # headers only: a batch is read when it is sent
         try:
             _check_file(path, max_pixels)
+            hints[path] = hints_of(path) if hints_of else None
+            if hints[path]:
+                with open(path, "rb") as file:
+                    hint_rows(hints[path], file.read(), str(path))
             paths.append(path)
-        except ClientError as error:
+        except (ClientError, hints_lib.HintError) as error:
             if on_error is None:
                 raise
             on_error(path, str(error))
+    if any(hints.values()):
+        predict_kwargs = {**predict_kwargs, "hints_for": hints}
     pathlib.Path(output_dir).mkdir(parents=True, exist_ok=True)
     written = []
     for start in range(0, len(paths), batch_size):
         batch = paths[start:start + batch_size]
         try:
-            results = zip(batch, predict(url, model, [p.read_bytes() for p in batch],
-                                         max_pixels=max_pixels, **predict_kwargs))
+            results = zip(batch, _predict_paths(url, model, batch, max_pixels, predict_kwargs))
         except RequestRefused:
             if on_error is None or len(batch) == 1:
                 raise
@@ -204,7 +233,15 @@ def _one_by_one(url, model, batch, on_error, max_pixels, predict_kwargs):
     """(path, PNG) for each image of a refused batch that the server accepts alone."""
     for path in batch:
         try:
-            yield path, predict(url, model, [path.read_bytes()], max_pixels=max_pixels,
-                                **predict_kwargs)[0]
+            yield path, _predict_paths(url, model, [path], max_pixels, predict_kwargs)[0]
         except RequestRefused as error:
             on_error(path, f"{path}: {error}")
+
+
+def _predict_paths(url, model, paths, max_pixels, predict_kwargs):
+    """predict() on files; `hints_for` in predict_kwargs maps each path to its hints."""
+    kwargs = dict(predict_kwargs)
+    hints_for = kwargs.pop("hints_for", None)
+    if hints_for is not None:
+        kwargs["hints"] = [hints_for.get(path) for path in paths]
+    return predict(url, model, [p.read_bytes() for p in paths], max_pixels=max_pixels, **kwargs)

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from koala import color, image_io
 from koala import photo as photo_lib
+from koala.bundle import keras_bundle
 
 IMAGE_INPUT = "image_bytes"  # TF Serving's REST API base64-decodes inputs ending in _bytes
 IMAGE_OUTPUT = "colorized_bytes"  # ... and base64-encodes outputs ending in _bytes
@@ -124,7 +125,7 @@ class Fit:
 
     @classmethod
     def of(cls, bundle):
-        shape = tuple(bundle.model.inputs[0].shape[1:3])
+        shape = tuple(bundle.lightness_input.shape[1:3])
         fixed = None if None in shape else shape
         return cls(int(bundle.size), int(bundle.meta.get("stride", photo_lib.DEFAULT_STRIDE)),
                    "pad" if fixed else bundle.meta.get("fit", "aspect"), fixed)
@@ -165,41 +166,86 @@ def small_lightness(fit, lightness):
     return canvas, (top, top + h, left, left + w)
 
 
-def height_width(images):
-    """(H, W) of [N, H, W, C]: Python ints where static (Bundle.ab_from_output compares
-    them with the output's static shape), tensors where not."""
-    dynamic = tf.shape(images)
-    return tuple(images.shape[i] if images.shape[i] is not None else dynamic[i] for i in (1, 2))
-
-
 # --------------------------------------------------------------------------- colorizing
 
-def lightness_to_ab(bundle, lightness, vividness=None):
+def lightness_to_ab(bundle, lightness, vividness=None, hint_points=None):
     """L [N, H, W, 1] in [0, 100] -> ab [N, H, W, 2]: the model at the working shape.
 
     ab comes back through Bundle.ab_from_output (regression, or annealed mean of bins),
     is cropped to the content box and upsampled bilinearly (the half-pixel centres of
-    OpenCV's INTER_LINEAR, as koala.photo.recombine).
+    OpenCV's INTER_LINEAR, as koala.photo.recombine). A hint model gets the hint map of
+    `hint_points` [N, K, 5] (see `hint_map`; None: no hints).
     """
-    small, (top, bottom, left, right) = small_lightness(Fit.of(bundle), lightness)
-    output = bundle.model({"L": bundle.model_input(small)}, training=False)
-    ab = bundle.ab_from_output(output, *height_width(small), small, vividness)
+    small, box = small_lightness(Fit.of(bundle), lightness)
+    hint_map = None
+    if bundle.has_hint_input and hint_points is not None:
+        full = tf.shape(lightness)[1:3]
+        hint_map = tf.map_fn(lambda points: hint_map_in_box(points, full, box, tf.shape(small)[1:3]),
+                             tf.cast(hint_points, tf.float32))
+    output = bundle.model(bundle.model_inputs(small, hint_map), training=False)
+    ab = bundle.ab_from_output(output, *keras_bundle.height_width(small), small, vividness)
+    top, bottom, left, right = box
     ab = ab[:, top:bottom, left:right]
     return tf.image.resize(ab, tf.shape(lightness)[1:3], method="bilinear")
 
 
-def colorize_rgb(bundle, rgb, vividness=None):
-    """uint8 RGB [H, W, 3] -> uint8 RGB [H, W, 3]: new ab, the original full-resolution L."""
+def hint_map(points, height, width, work_height, work_width):
+    """koala.hints.hint_map in TF: points [K, 5] of (x, y, a, b, size) in input pixel
+    coordinates and Lab units (rows of size 0 are padding) -> the map [h, w, 3] at the
+    working shape; a later point overwrites an earlier one (tests compare the two)."""
+    x, y, a, b, size = tf.unstack(tf.cast(points, tf.float64), axis=-1)
+    scale_x = tf.cast(work_width, tf.float64) / tf.cast(width, tf.float64)
+    scale_y = tf.cast(work_height, tf.float64) / tf.cast(height, tf.float64)
+
+    def span(centre, scale, side):
+        low = tf.floor(((centre + 0.5 - size / 2) * scale) + 1e-6)
+        high = tf.math.ceil(((centre + 0.5 + size / 2) * scale) - 1e-6)
+        start = tf.clip_by_value(low, 0.0, tf.cast(side, tf.float64) - 1.0)
+        end = tf.maximum(start + 1.0, tf.minimum(tf.cast(side, tf.float64), high))
+        return start, end
+
+    col0, col1 = span(x, scale_x, work_width)
+    row0, row1 = span(y, scale_y, work_height)
+    rows = tf.range(tf.cast(work_height, tf.float64))[None, :, None]
+    cols = tf.range(tf.cast(work_width, tf.float64))[None, None, :]
+    inside = ((rows >= row0[:, None, None]) & (rows < row1[:, None, None])
+              & (cols >= col0[:, None, None]) & (cols < col1[:, None, None])
+              & (size > 0)[:, None, None])  # [K, h, w]
+    order = tf.cast(tf.range(1, tf.shape(points)[0] + 1), tf.float64)[:, None, None]
+    last = tf.argmax(tf.cast(inside, tf.float64) * order, axis=0)
+    mask = tf.cast(tf.reduce_any(inside, axis=0), tf.float32)
+    colours = tf.gather(tf.stack([a, b], -1), last) / color.AB_SCALE
+    return tf.concat([tf.cast(colours, tf.float32) * mask[..., None], mask[..., None]], -1)
+
+
+def hint_map_in_box(points, full_shape, box, working_shape):
+    """The hint map over the content box of a fit, zero on its padding."""
+    top, bottom, left, right = box
+    inner = hint_map(points, full_shape[0], full_shape[1], bottom - top, right - left)
+    return tf.pad(inner, [[top, working_shape[0] - bottom], [left, working_shape[1] - right],
+                          [0, 0]])
+
+
+def colorize_rgb(bundle, rgb, vividness=None, hint_points=None):
+    """uint8 RGB [H, W, 3] -> uint8 RGB [H, W, 3]: new ab, the original full-resolution L
+    (steered by `hint_points` [K, 5], see `hint_map`, for a hint model)."""
     lightness = color.rgb_to_lab(tf.cast(rgb, tf.float32) / 255.0)[..., :1]
-    ab = lightness_to_ab(bundle, lightness[None], vividness)[0]
+    points = None if hint_points is None else hint_points[None]
+    ab = lightness_to_ab(bundle, lightness[None], vividness, points)[0]
     out = color.lab_to_rgb(tf.concat([lightness, ab], axis=-1), keep_lightness=True)
     return tf.cast(tf.clip_by_value(tf.round(out * 255.0), 0.0, 255.0), tf.uint8)
 
 
-def colorize_bytes(bundle, image_bytes, max_pixels=image_io.DEFAULT_MAX_PIXELS, vividness=None):
+def colorize_bytes(bundle, image_bytes, max_pixels=image_io.DEFAULT_MAX_PIXELS, vividness=None,
+                   hint_points=None):
     """Encoded images [N] -> PNGs [N] of their own sizes, each colorized on its own (images
-    of one request may differ in size; tf.map_fn runs the model once per image)."""
-    return tf.map_fn(
-        lambda one: tf.io.encode_png(colorize_rgb(bundle, decode_rgb(one, max_pixels), vividness),
-                                     PNG_COMPRESSION),
-        image_bytes, fn_output_signature=tf.string)
+    of one request may differ in size; tf.map_fn runs the model once per image); with
+    `hint_points` [N, K, 5], image i is steered by its K points."""
+    def one(image, points=None):
+        rgb = colorize_rgb(bundle, decode_rgb(image, max_pixels), vividness, points)
+        return tf.io.encode_png(rgb, PNG_COMPRESSION)
+
+    if hint_points is None:
+        return tf.map_fn(one, image_bytes, fn_output_signature=tf.string)
+    return tf.map_fn(lambda args: one(*args), (image_bytes, tf.cast(hint_points, tf.float32)),
+                     fn_output_signature=tf.string)

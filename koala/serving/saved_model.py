@@ -29,9 +29,9 @@ import koala
 from koala import image_io, paths
 from koala.serving import graph
 from koala.serving import tflite as tflite_lib
-from koala.serving.dynamic_resize import resize_accepting_dynamic_sizes
+from koala.bundle.dynamic_resize import resize_accepting_dynamic_sizes
 from koala.serving.graph import IMAGE_INPUT, IMAGE_OUTPUT
-from koala.serving.tflite import ExportError
+from koala.bundle.conversion import ExportError
 
 METADATA_FILE = "koala_export.json"
 SIGNATURES = {
@@ -41,6 +41,9 @@ SIGNATURES = {
                         "outputs": {"ab": "float32 [N,H,W,2] Lab units"}},
     "colorize_tf_example": {"inputs": {"serialized": "tf.Example with image/encoded"},
                             "outputs": {IMAGE_OUTPUT: "string [N] PNG"}},
+    "colorize_hints": {"inputs": {IMAGE_INPUT: "string [N] encoded JPEG/PNG",
+                                  "hints": "float32 [N,K,5] x, y, a, b, size (size 0: none)"},
+                       "outputs": {IMAGE_OUTPUT: "string [N] PNG, input size"}},
 }
 
 
@@ -64,6 +67,12 @@ def serving_functions(bundle, max_pixels=image_io.DEFAULT_MAX_PIXELS):
     def colorize_tensor(L):  # noqa: N803  (the signature's input name)
         return {"ab": graph.lightness_to_ab(bundle, L)}
 
+    def colorize_hints(image_bytes, hints):
+        """serving_default steered by colour hints: per image K rows of (x, y, a, b, size)
+        in its pixel coordinates and Lab units (koala.hints; rows of size 0 are padding)."""
+        return {IMAGE_OUTPUT: graph.colorize_bytes(bundle, image_bytes, max_pixels,
+                                                   hint_points=hints)}
+
     def colorize_tf_example(serialized):
         """tf.Example with "image/encoded" bytes (as tensorflow/models official/vision)."""
         parsed = tf.io.parse_example(
@@ -77,6 +86,10 @@ def serving_functions(bundle, max_pixels=image_io.DEFAULT_MAX_PIXELS):
         "colorize_tf_example": (
             colorize_tf_example, [tf.TensorSpec([None], tf.string, "serialized")]),
     }
+    if bundle.has_hint_input:  # a hint model (koala.hints)
+        functions["colorize_hints"] = (colorize_hints, [
+            tf.TensorSpec([None], tf.string, IMAGE_INPUT),
+            tf.TensorSpec([None, None, 5], tf.float32, "hints")])
     if "vividness" in bundle.meta:  # the model has the control (koala.vividness)
         functions["colorize_vividness"] = (colorize_vividness, [
             tf.TensorSpec([None], tf.string, IMAGE_INPUT), tf.TensorSpec([], tf.float32,
@@ -140,7 +153,8 @@ def metadata(bundle, version, max_pixels, saved_model_dir):
         "bundle_meta": bundle.meta,
         "working_size": bundle.size,
         "max_pixels": max_pixels,  # larger images: InvalidArgument before decoding
-        "signatures": SIGNATURES,
+        "signatures": {name: SIGNATURES[name] for name in serving_functions(bundle, max_pixels)
+                       if name in SIGNATURES},
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "saved_model_bytes": directory_bytes(saved_model_dir),

@@ -8,97 +8,25 @@ TensorFlow); its parity with the Keras model is measured on real photos and reco
 
 import json
 import pathlib
-import re
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from koala import color, image_io, vividness
+from koala import color, image_io
 from koala import photo as photo_lib
+from koala.bundle import files
+from koala.bundle.conversion import convert_tflite
 from koala.inference import colorizer as colorizer_lib
 from koala.inference import runtime
 from koala.serving import graph
-from koala.serving.dynamic_resize import resize_accepting_dynamic_sizes
 
-TFLITE_FILE = runtime.TFLITE_FILE
+TFLITE_FILE = files.TFLITE_FILE
 TFLITE_INT8_FILE = "model_int8.tflite"
-TFLITE_WEIGHTS = ("float32", "float16")
 # A bundle's own .tflite: float32 weights. float16 halves the file (default model: 9.7 MB
 # instead of 19.3 MB) but differed from Keras by up to 3 levels of 8 bits (max ab 1.46) on
 # 11 benchmark photos, float32 by at most 1 level.
 BUNDLE_TFLITE_WEIGHTS = "float32"
-QUANTIZE_MODES = ("dynamic",)
-
-
-class ExportError(RuntimeError):
-    """An export that cannot be made as asked (existing version, Flex ops needed, ...)."""
-
-
-def tflite_function(bundle):
-    """L [1, h, w, 1] in [0, 100] at a working shape -> ab [1, h, w, 2] in Lab units.
-
-    Height and width stay dynamic (fixed only for models with a fixed input): LiteRT
-    resizes the input to each photo's working shape, aspect kept, in ~1 ms, so one file
-    serves every photo (koala.inference.runtime); a phone app may fix one shape. The input
-    scaling and the output decoding (Bundle.model_input, Bundle.ab_from_output) are inside,
-    so a runtime needs no Keras. A model with the vividness control outputs its "ab",
-    "ab_accurate" and "ab_vivid" stacked in that order as 6 channels (one output tensor,
-    so the order cannot be lost: TFLite names outputs Identity, Identity_1, ...).
-    """
-    height, width = bundle.model.inputs[0].shape[1:3]
-
-    @tf.function(input_signature=[tf.TensorSpec([1, height, width, 1], tf.float32, "L")])
-    def lightness_to_ab(L):  # noqa: N803
-        output = bundle.model({"L": bundle.model_input(L)}, training=False)
-        maps = ([output[name] for name in ("ab", vividness.ACCURATE, vividness.VIVID)]
-                if vividness.has_control(output) else [output])
-        return {"ab": tf.concat([bundle.ab_from_output(ab, *graph.height_width(L), L)
-                                 for ab in maps], axis=-1)}
-
-    with resize_accepting_dynamic_sizes():  # bilinear UpSampling2D at a dynamic shape
-        return lightness_to_ab.get_concrete_function()
-
-
-def convert_tflite(bundle, quantize=None, weights="float32"):
-    """TFLite flatbuffer bytes with TFLite built-in ops only; ExportError names Flex ops.
-
-    weights: "float32", or "float16" (half the size; dequantized once at load, the
-    arithmetic stays float32).
-    """
-    if quantize not in (None,) + QUANTIZE_MODES:
-        raise ExportError(f"--quantize must be one of {QUANTIZE_MODES}, not {quantize!r}")
-    if weights not in TFLITE_WEIGHTS:
-        raise ExportError(f"--tflite_weights must be one of {TFLITE_WEIGHTS}, not {weights!r}")
-    # No trackable object: passing bundle.model made the converter freeze wrong weights
-    # for a bundle fitted and saved earlier in the same process (tests/serving/test_litert.py).
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([tflite_function(bundle)])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quantize == "dynamic":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # int8 weights, float activations
-    elif weights == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    try:
-        return converter.convert()
-    except Exception as error:  # tf.lite's ConverterError; its text names the missing ops
-        ops = flex_ops(str(error))
-        if not ops:
-            raise
-        raise ExportError(
-            f"the model needs ops that are not TFLite built-ins: {', '.join(ops)}. Koala's "
-            "TFLite export uses built-ins only (no Flex delegate, which phones would have to "
-            "ship); a resize or UpSampling2D other than bilinear is the usual cause: use "
-            "interpolation='bilinear'.") from error
-
-
-def flex_ops(converter_message):
-    """Sorted TF op names that a ConverterError says TFLite lacks ([] for other errors)."""
-    ops = set(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op",
-                         converter_message))
-    for listed in re.findall(r"TF Select ops: ([\w, ]+)", converter_message):
-        ops.update(op.strip() for op in listed.split(",") if op.strip())
-    return sorted(ops)
 
 
 # --------------------------------------------------------------------------- parity
@@ -176,18 +104,18 @@ def add_tflite_to_bundle(bundle, weights=BUNDLE_TFLITE_WEIGHTS, parity_photos=No
     replaced. Returns the figures.
     """
     directory = pathlib.Path(bundle.path)
-    if runtime.tflite_is_current(directory):
+    if files.tflite_is_current(directory):
         logging.info("%s already has a current %s", directory, TFLITE_FILE)
-        return json.loads((directory / runtime.TFLITE_INFO_FILE).read_text())
+        return json.loads((directory / files.TFLITE_INFO_FILE).read_text())
     model_bytes = convert_tflite(bundle, weights=weights)
     photos = list(parity_photos or default_parity_photos())
-    info = {"keras_sha256": runtime.file_sha256(directory / runtime.KERAS_FILE),
+    info = {"keras_sha256": files.file_sha256(directory / files.KERAS_FILE),
             "weights": weights, "bytes": len(model_bytes),
             "parity_vs_keras": tflite_parity(bundle, model_bytes, photos),
             "tensorflow": tf.__version__}
     staged = directory / (TFLITE_FILE + ".tmp")
     staged.write_bytes(model_bytes)
-    (directory / runtime.TFLITE_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    (directory / files.TFLITE_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
     staged.replace(directory / TFLITE_FILE)
     logging.info("%s: %.1f MB (%s weights); vs Keras on %d photos: max %d level(s) of 8 bits, "
                  "max ab %.3f", directory / TFLITE_FILE, len(model_bytes) / 1e6, weights,

@@ -1,14 +1,15 @@
-"""What a config names, built: the model, its loss, its optimizer, and the bundle's metadata."""
+"""What a config names, built: the model, its optimizer, and the bundle (model and metadata).
+
+The loss is built by its own registry (koala.training.losses.build), the input pipeline by
+koala.training.inputs.
+"""
 
 import keras
-import tensorflow as tf
 from absl import logging
 
-from koala import bundle, color
-from koala.data import photo_crops
-from koala.training import losses
+from koala.bundle import keras_bundle
 from koala.training import records as records_lib
-from koala.training.config import ConfigError
+from koala.training.config import ConfigError, weights_help
 
 
 def output_kind(config):
@@ -27,8 +28,8 @@ def build_model(config):
                               **config.model.kwargs.to_dict())
 
 
-def inference_model(model, config):
-    """The model a bundle holds: one that takes only {"L"}.
+def bundle_model(model, config):
+    """The model a bundle holds: one that takes the photo's L (and what it computes itself).
 
     A model trained on precomputed embeddings gets the backbone that computed them (the
     records' manifest names it and its weights) in front of its "embedding" input, so
@@ -45,7 +46,7 @@ def inference_model(model, config):
     try:
         embedder = backbones.embedding(name, weights=weights, from_l=True)
     except backbones.WeightsUnavailableError as error:
-        raise ConfigError(records_lib.weights_help(error)) from None
+        raise ConfigError(weights_help(error)) from None
     lightness = keras.Input(model.inputs[names.index("L")].shape[1:], name="L")
     outputs = model({"L": lightness, "embedding": embedder(lightness)})
     return keras.Model({"L": lightness}, outputs, name=f"{model.name}_with_{name}")
@@ -61,7 +62,7 @@ def warm_start(model, source):
     (a hint model's zero-initialised hint convolutions start as they were built), but every
     layer of the bundle must find its twin in `model`.
     """
-    trained = bundle.load(source).model
+    trained = keras_bundle.load(source).model
     inner = [layer for layer in trained.layers if layer.name == model.name]
     trained = inner[0] if inner else trained
     own = {layer.name: layer for layer in model.layers}
@@ -77,66 +78,6 @@ def warm_start(model, source):
            if layer.weights and name not in {l.name for l in trained.layers}]
     logging.info("initialised %s from the bundle %s (%d layers as built: %s)", model.name,
                  source, len(new), ", ".join(new))
-
-
-def _prior_loss(make):
-    return lambda config: make(records_lib.ab_prior(config.data.records), float(config.loss.lam))
-
-
-def _huber_bins(config):
-    """The default model's loss; with loss.rebalance its bin cross-entropy is rebalanced by
-    the ab prior of the training photos (loss.lam as Zhang's lambda)."""
-    weight_of = None
-    if config.loss.get("rebalance", False):
-        prior = photo_crops.ab_prior(config.data.train_photos)
-        weight_of = losses.bin_weight_lookup(
-            color.rebalancing_weights(prior, float(config.loss.lam)))
-    logit_weight = float(config.loss.get("logit_weight", 1.0))
-    feature_weight = float(config.loss.get("feature_weight", 0.0))
-    if not feature_weight:
-        return lambda y_true, outputs: losses.huber_bins(y_true, outputs, logit_weight,
-                                                         bin_weight_of=weight_of)
-    extract = frozen_features(config.model.kwargs.backbone,
-                               config.model.kwargs.get("weights") or "imagenet")
-
-    def loss(y_true, outputs, inputs):
-        base = losses.huber_bins(y_true, outputs, logit_weight, bin_weight_of=weight_of)
-        distance = losses.feature_distance(extract, inputs["L"], y_true, outputs["ab"])
-        return base + feature_weight * tf.reduce_mean(distance)
-
-    loss.needs_inputs = True
-    return loss
-
-
-def frozen_features(name, weights):
-    """sRGB [0, 1] -> the backbone's feature maps at strides 8, 16 and 32 (a second, frozen
-    copy: the model's own encoder trains some stages), for losses.feature_distance."""
-    from koala.models import backbones
-
-    try:
-        encoder, names, _ = backbones.backbone(name, (None, None), weights=weights)
-    except backbones.WeightsUnavailableError as error:
-        raise ConfigError(str(error)) from None
-    encoder.trainable = False
-    scale = backbones.rgb_input(name)
-    return lambda rgb: [encoder(scale(rgb), training=False)[n] for n in names[2:]]
-
-
-# config.loss.name -> config -> loss(ab_true, outputs)
-LOSSES = {
-    "mse_ab": lambda config: losses.mse_ab,
-    "binned_cross_entropy": lambda config: losses.binned_cross_entropy,
-    "rarity_weighted_mse": _prior_loss(losses.rarity_weighted_mse),
-    "rebalanced_cross_entropy": _prior_loss(losses.rebalanced_cross_entropy),
-    "huber_bins": lambda config: _huber_bins(config),
-}
-
-
-def build_loss(config):
-    """The loss named by config.loss, with the ab prior of the records when it needs one."""
-    if config.loss.name not in LOSSES:
-        raise ConfigError(f"unknown loss {config.loss.name!r}; choose one of {sorted(LOSSES)}")
-    return LOSSES[config.loss.name](config)
 
 
 # config.optimizer.name -> (optimizer settings, keyword arguments shared by all) -> optimizer

@@ -15,6 +15,14 @@ class ConfigError(ValueError):
     the message as one line and exits 1."""
 
 
+def weights_help(error):
+    """A missing-weights error (koala.models.backbones.WeightsUnavailableError) as one line,
+    ending with the flags that take a local file instead."""
+    first = " ".join(str(error).split())
+    return (f"{first} With `koala train` pass --config.model.kwargs.weights=FILE (make: "
+            f"WEIGHTS=FILE); with `koala records`, --embedding_weights FILE.")
+
+
 def _experiments_package():
     """The top-level `experiments` package: from the checkout, else as installed."""
     return importlib.import_module("experiments")

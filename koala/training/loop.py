@@ -15,14 +15,17 @@ loss stops the run with NonFiniteLoss before anything else is saved, so the last
 checkpoint survives.
 
 Bundles take only {"L"}: a model trained on precomputed embeddings is saved with its
-backbone in front (builders.inference_model). Every path (records, workdir, checkpoints,
+backbone in front (builders.bundle_model). Every path (records, workdir, checkpoints,
 TensorBoard, bundle) may be a tf.io.gfile URL.
+
+The loss (config.loss) and the input pipeline (config.data.pipeline) come from their
+registries, koala.training.losses and koala.training.inputs.
 
 Hooks for code that trains its own model: `train(config, workdir, model=..., loss_fn=...,
 dataset_fn=...)`; `model` may be a function returning a keras.Model (built in the
 strategy's scope) whose outputs may be a dict; `loss_fn(ab_true, outputs)` returns a
-scalar, per-example or per-pixel loss (`loss_fn(ab_true, outputs, inputs)` when it has
-`needs_inputs = True`, as the default model's feature loss, which rebuilds the photo from L).
+scalar, per-example or per-pixel loss (a losses.Loss with needs_inputs=True is called with
+the model's inputs too, as the registry's entries declare).
 """
 
 import time
@@ -32,10 +35,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from koala import bundle
+from koala.bundle import keras_bundle
 from koala.models import outputs as outputs_lib
 from koala.paths import join
-from koala.training import builders, distribute, records, validation
+from koala.training import builders, distribute, inputs, losses, validation
 from koala.training.config import ConfigError
 from koala.training.history import History, progress_bar
 
@@ -53,10 +56,10 @@ def train(config, workdir, model=None, loss_fn=None, dataset_fn=None, strategy=N
         bundle/.
       model: None (the registry model of config.model), a keras.Model, or a function
         returning one (preferred under a strategy: it is called inside its scope).
-      loss_fn: None (config.loss) or (ab_true, outputs) -> loss.
-      dataset_fn: None (the records) or (split, global_batch, input_context) -> tf.data of
+      loss_fn: None (config.loss) or (ab_true, outputs) -> loss, or a losses.Loss.
+      dataset_fn: None (config.data.pipeline) or (split, global_batch, input_context) -> tf.data of
         (features, target) batches (per-replica batches when input_context is given;
-        "train" must repeat). Resuming is exact only for the records (the default).
+        "train" must repeat). Resuming is exact only for the records pipeline.
       strategy: a tf.distribute strategy; default: select_strategy("auto").
     Paths may be any tf.io.gfile URL (gs://, ram://) or local.
     """
@@ -87,11 +90,8 @@ class _Run:
         self.policy = distribute.precision_policy(config.precision, strategy)
         keras.mixed_precision.set_dtype_policy(self.policy)
         keras.utils.set_random_seed(int(config.train.seed))
-        if dataset_fn is None and config.data.get("pipeline", "records") == "records":
-            config.data.records = records.ensure_records(config)
-            if config.data.with_embedding:
-                config.model.kwargs.embedding_dim = records.recorded_embedding_dim(
-                    config.data.records)
+        if dataset_fn is None:
+            inputs.prepare(config)  # e.g. records built on first use, before the model
         self.chief = distribute.is_chief(strategy)
         self.own_dir = distribute.worker_dir(workdir, strategy)
         self.global_batch = int(config.train.batch_size)
@@ -108,9 +108,9 @@ class _Run:
             self.optimizer.build(model.trainable_variables)
             self.step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.model = model
-        self.loss_fn = loss_fn or builders.build_loss(config)
+        self.loss = losses.as_loss(loss_fn) if loss_fn else losses.build(config)
         self.step = self._restore_or_start()
-        self.dataset_fn = dataset_fn or records.default_dataset_fn(config, start_step=self.step)
+        self.dataset_fn = dataset_fn or inputs.dataset_fn(config, start_step=self.step)
 
     def _restore_or_start(self):
         """The step to start at: the chief's newest checkpoint, else config.model.init."""
@@ -127,17 +127,10 @@ class _Run:
             builders.warm_start(self.model, self.config.model.init)
         return int(self.step_var.numpy())
 
-    def _loss(self, target, outputs, features):
-        """loss_fn(target, outputs), or with the inputs too for a loss that says it needs
-        them (`needs_inputs`: a feature loss rebuilds the photo from its L)."""
-        if getattr(self.loss_fn, "needs_inputs", False):
-            return self.loss_fn(target, outputs, features)
-        return self.loss_fn(target, outputs)
-
     def _step_fn(self, features, target):
         with tf.GradientTape() as tape:
             outputs = _float32(self.model(features, training=True))
-            per_replica = per_example(self._loss(target, outputs, features),
+            per_replica = per_example(self.loss(target, outputs, features),
                                       tf.shape(target)[0])
             loss = tf.nn.compute_average_loss(per_replica, global_batch_size=self.global_batch)
             scaled = self.optimizer.scale_loss(loss)
@@ -169,8 +162,8 @@ class _Run:
 
         def eval_fn(features, target):
             outputs = _float32(self.model(features, training=False))
-            losses = per_example(self._loss(target, outputs, features), tf.shape(target)[0])
-            return (tf.reduce_sum(losses), tf.cast(tf.size(losses), tf.float32),
+            per_image = per_example(self.loss(target, outputs, features), tf.shape(target)[0])
+            return (tf.reduce_sum(per_image), tf.cast(tf.size(per_image), tf.float32),
                     features["L"], target, outputs_lib.to_target(outputs, self.kind, size))
 
         @tf.function
@@ -252,8 +245,8 @@ class _Run:
             history.val(step, result, grid)
 
     def _save_bundle(self):
-        bundle.save(join(self.own_dir, "bundle"),
-                    builders.inference_model(self.model, self.config),
+        keras_bundle.save(join(self.own_dir, "bundle"),
+                    builders.bundle_model(self.model, self.config),
                     builders.bundle_meta(self.config, self.kind))
         if not self.chief and tf.io.gfile.exists(join(self.own_dir, "checkpoints")):
             tf.io.gfile.rmtree(join(self.own_dir, "checkpoints"))  # it only mirrored the chief's

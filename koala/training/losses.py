@@ -1,21 +1,125 @@
-"""The papers' losses, each a callable loss(y_true, y_pred) -> scalar for a custom loop.
+"""The papers' losses, and the one registry that builds them from an experiment's config.
 
-y_true is always ab scaled to [-1, 1] at full resolution, [B, H, W, 2], as
-koala.data.dataset yields it; y_pred is what the model outputs. Per-image sums are
-normalised per pixel and averaged over the batch, so values do not depend on image size
-or batch size (the losses stay comparable across working sizes and replicas). Under a
-tf.distribute strategy the caller divides by the number of replicas as usual.
+Each loss is a callable loss(y_true, y_pred) -> scalar for a custom loop. y_true is always
+ab scaled to [-1, 1] at full resolution, [B, H, W, 2], as the input pipelines yield it;
+y_pred is what the model outputs. Per-image sums are normalised per pixel and averaged over
+the batch, so values do not depend on image size or batch size (the losses stay comparable
+across working sizes and replicas). Under a tf.distribute strategy the caller divides by the
+number of replicas as usual.
 
-Priors come from the records manifest's ab histogram (counts over koala.color.ab_bins()),
-smoothed by koala.color.smoothed_prior; losses never read files, the caller passes them.
+A loss is selected by config.loss.name. Each name is registered by one decorated function
+beside the loss's formula, which builds the loss from the whole experiment config:
+
+    @register("rebalanced_cross_entropy", paper_loss_for="classification")
+    def _rebalanced_cross_entropy_of(config, prior):
+        return rebalanced_cross_entropy(prior(), float(config.loss.lam))
+
+`prior()` gives Zhang's smoothed p(ab bin) of the experiment's training data (records or
+photo folder: koala.training.inputs.ab_prior, koala.data.prior), read only by the losses that
+call it; the losses themselves never read files. A loss that needs the model's inputs as
+well says so in its entry (`needs_inputs=True`: it is called loss(y_true, outputs, inputs)).
+`build(config)` is the one selector; the loop calls every loss as a `Loss`.
 """
 
+import dataclasses
+import functools
+from typing import Callable, Optional
+
+import ml_collections
 import numpy as np
 import tensorflow as tf
 
 from koala import color
 from koala.models import unet
+from koala.training import inputs as inputs_lib
+from koala.training.config import ConfigError
+from koala.training.registry import Registry
 
+
+@dataclasses.dataclass(frozen=True)
+class Loss:
+    """A built loss, called loss(y_true, outputs, inputs) whatever it reads: `fn(y_true,
+    outputs)`, or `fn(y_true, outputs, inputs)` when it `needs_inputs` (inputs: the dict
+    the model was called on)."""
+
+    fn: Callable
+    needs_inputs: bool = False
+
+    def __call__(self, y_true, outputs, inputs=None):
+        if self.needs_inputs:
+            return self.fn(y_true, outputs, inputs)
+        return self.fn(y_true, outputs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """A registered loss: how it is built and what it declares (see `register`)."""
+
+    make: Callable
+    needs_inputs: bool
+    paper_loss_for: Optional[str]
+
+
+_LOSSES = Registry("loss")
+
+
+def register(name, *, needs_inputs=False, paper_loss_for=None):
+    """Decorator registering `make(config, prior) -> loss function` as config.loss.name `name`.
+
+    make: reads what it needs from the experiment config (config.loss.lam, ...); `prior()`
+      returns the smoothed ab prior of the training data (read on the first call only).
+    needs_inputs: the loss function takes (y_true, outputs, inputs), `inputs` being the
+      features the model was called on ({"L"} and any other input); the loop passes them.
+    paper_loss_for: the model output kind ("regression", "classification", "binned") that
+      its paper trains with this loss, for `for_output`.
+    """
+    return _LOSSES.decorator(name, lambda make: Entry(make, needs_inputs, paper_loss_for))
+
+
+def names():
+    """Registered loss names, sorted."""
+    return _LOSSES.names()
+
+
+def entry(name):
+    """The Entry of loss `name`: its builder and what it declares."""
+    return _LOSSES.get(name)
+
+
+def build(config, prior=None):
+    """The loss named by config.loss.name, built from `config`, as a Loss.
+
+    prior: the ab prior for a loss that weighs by one; None reads the training data's
+    (koala.training.inputs.ab_prior), once, and only when the loss asks for it.
+    """
+    registered = entry(config.loss.name)
+
+    @functools.cache
+    def training_prior():
+        return inputs_lib.ab_prior(config) if prior is None else prior
+
+    return Loss(registered.make(config, training_prior), registered.needs_inputs)
+
+
+def as_loss(loss_fn):
+    """A Loss as it is; a plain loss_fn(y_true, outputs) as a Loss without inputs."""
+    return loss_fn if isinstance(loss_fn, Loss) else Loss(loss_fn)
+
+
+def for_output(kind, prior=None, lam=0.5):
+    """The paper's loss for a model's output kind (koala.models.describe(...)["output"]): the
+    entry registered with paper_loss_for=kind. "regression" -> mse_ab; "classification" ->
+    rebalanced_cross_entropy(prior) (a uniform prior, i.e. no rebalancing, when none is
+    given); "binned" -> binned_cross_entropy."""
+    for name, registered in _LOSSES.items():
+        if registered.paper_loss_for == kind:
+            config = ml_collections.ConfigDict({"loss": {"name": name, "lam": lam}})
+            uniform = np.full(len(color.ab_bins()), 1.0 / len(color.ab_bins()))
+            return build(config, uniform if prior is None else prior)
+    raise ValueError(f"unknown output kind {kind!r}")
+
+
+# --------------------------------------------------------------------------- the losses
 
 def mse_ab(y_true, y_pred):
     """Seed 001 eq. (2): 1/(2HW) sum over a, b and pixels of squared error, batch mean.
@@ -28,6 +132,11 @@ def mse_ab(y_true, y_pred):
     per_image = tf.reduce_sum(squared, axis=[1, 2, 3]) / tf.cast(
         2 * tf.shape(y_true)[1] * tf.shape(y_true)[2], tf.float32)
     return tf.reduce_mean(per_image)
+
+
+@register("mse_ab", paper_loss_for="regression")
+def _mse_ab_of(config, prior):
+    return mse_ab
 
 
 def rarity_weights(prior, lam=0.5):
@@ -78,6 +187,11 @@ def rarity_weighted_mse(prior, lam=0.5):
     return loss
 
 
+@register("rarity_weighted_mse")
+def _rarity_weighted_mse_of(config, prior):
+    return rarity_weighted_mse(prior(), float(config.loss.lam))
+
+
 def rebalanced_cross_entropy(prior, lam=0.5, neighbours=5, sigma=5.0):
     """Zhang et al. eq. 2-4: soft-encoded multinomial cross-entropy with class rebalancing.
 
@@ -101,6 +215,11 @@ def rebalanced_cross_entropy(prior, lam=0.5, neighbours=5, sigma=5.0):
     return loss
 
 
+@register("rebalanced_cross_entropy", paper_loss_for="classification")
+def _rebalanced_cross_entropy_of(config, prior):
+    return rebalanced_cross_entropy(prior(), float(config.loss.lam))
+
+
 def binned_cross_entropy(y_true, logits, value_range=unet.VALUE_RANGE):
     """Seed 004 eq. (1): 1/N sum over pixels of CE(U) + CE(V), each channel over its bins.
 
@@ -111,6 +230,11 @@ def binned_cross_entropy(y_true, logits, value_range=unet.VALUE_RANGE):
     labels = unet.to_bins(y_true, logits.shape[-1], value_range)
     per_channel = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
     return tf.reduce_mean(tf.reduce_sum(per_channel, axis=-1))
+
+
+@register("binned_cross_entropy", paper_loss_for="binned")
+def _binned_cross_entropy_of(config, prior):
+    return binned_cross_entropy
 
 
 def huber_bins(y_true, outputs, logit_weight=1.0, delta=10.0, bin_weight_of=None):
@@ -138,6 +262,32 @@ def huber_bins(y_true, outputs, logit_weight=1.0, delta=10.0, bin_weight_of=None
     return regression + logit_weight * tf.reduce_mean(per_pixel)
 
 
+@register("huber_bins", needs_inputs=True)
+def _huber_bins_of(config, prior):
+    """The default model's loss, from config.loss: logit_weight (of the bin term); rebalance
+    (the bin cross-entropy weighed by Zhang's rebalancing weights of the training data's
+    prior, loss.lam as lambda); feature_weight (plus that times feature_distance through a
+    second, frozen copy of the model's backbone: it rebuilds the photos from the input L,
+    hence needs_inputs)."""
+    weight_of = None
+    if config.loss.get("rebalance", False):
+        weight_of = bin_weight_lookup(color.rebalancing_weights(prior(), float(config.loss.lam)))
+    logit_weight = float(config.loss.get("logit_weight", 1.0))
+    feature_weight = float(config.loss.get("feature_weight", 0.0))
+    extract = frozen_features(config.model.kwargs.backbone,
+                              config.model.kwargs.get("weights") or "imagenet") \
+        if feature_weight else None
+
+    def loss(y_true, outputs, inputs):
+        base = huber_bins(y_true, outputs, logit_weight, bin_weight_of=weight_of)
+        if extract is None:
+            return base
+        distance = feature_distance(extract, inputs["L"], y_true, outputs["ab"])
+        return base + feature_weight * tf.reduce_mean(distance)
+
+    return loss
+
+
 def feature_distance(extract, lightness, ab_true, ab_pred):
     """Perceptual distance of the predicted and true photos through a frozen backbone.
 
@@ -163,17 +313,15 @@ def feature_distance(extract, lightness, ab_true, ab_pred):
                      for p, t in zip(predicted, truth)])
 
 
-def for_output(kind, prior=None, lam=0.5):
-    """The paper's loss for a model's output kind (koala.models.describe(...)["output"]).
+def frozen_features(name, weights):
+    """sRGB [0, 1] -> the backbone's feature maps at strides 8, 16 and 32 (a second, frozen
+    copy: the model's own encoder trains some stages), for feature_distance."""
+    from koala.models import backbones
 
-    "regression" -> mse_ab; "classification" -> rebalanced_cross_entropy(prior) (a uniform
-    prior, i.e. no rebalancing, when none is given); "binned" -> binned_cross_entropy.
-    """
-    if kind == "regression":
-        return mse_ab
-    if kind == "classification":
-        return rebalanced_cross_entropy(np.full(len(color.ab_bins()), 1.0 / len(color.ab_bins()))
-                                        if prior is None else prior, lam)
-    if kind == "binned":
-        return binned_cross_entropy
-    raise ValueError(f"unknown output kind {kind!r}")
+    try:
+        encoder, maps, _ = backbones.backbone(name, (None, None), weights=weights)
+    except backbones.WeightsUnavailableError as error:
+        raise ConfigError(str(error)) from None
+    encoder.trainable = False
+    scale = backbones.rgb_input(name)
+    return lambda rgb: [encoder(scale(rgb), training=False)[n] for n in maps[2:]]

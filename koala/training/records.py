@@ -1,21 +1,23 @@
 """The records an experiment declares: named from the declaration, built on first use,
-checked when they exist, and read as (features, target) batches.
+checked when they exist, and read as (features, target) batches in the experiment's colour
+space.
 
 Experiments declare what they need (source, size, embedding backbone and its weights), not a
-folder, so experiments that need the same records share them. The default model reads
-photo folders instead (data.pipeline = "photo_crops", koala.data.photo_crops).
+folder, so experiments that need the same records share them. Which pipeline an experiment
+trains on (these records, or photo folders) is koala.training.inputs' registry; the records'
+ab prior is koala.data.prior's.
 """
 
 import json
 import os
 
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from koala import color
+from koala.data.prior import ab_prior  # noqa: F401  (koala.reproduce reads a records' prior here)
 from koala.paths import join
-from koala.training.config import ConfigError
+from koala.training.config import ConfigError, weights_help
 
 
 def records_dir(config):
@@ -112,13 +114,6 @@ def ensure_records(config):
     return records
 
 
-def weights_help(error):
-    """A missing-weights error as one line, ending with the flags that take a local file."""
-    first = " ".join(str(error).split())
-    return (f"{first} With `koala train` pass --config.model.kwargs.weights=FILE (make: "
-            f"WEIGHTS=FILE); with `koala records`, --embedding_weights FILE.")
-
-
 def _check_records(config, records, found):
     if not config.data.with_embedding:
         return
@@ -131,32 +126,6 @@ def _check_records(config, records, found):
     if config.data.embedding_backbone and recorded != config.data.embedding_backbone:
         raise ConfigError(f"{records}: its embedding is from {recorded}, the experiment "
                           f"wants {config.data.embedding_backbone}")
-
-
-def default_dataset_fn(config, start_step=0):
-    """(split, global batch, input context) -> batches, from records or photo folders.
-
-    `start_step`: the step a resumed run starts at; the records' training stream is skipped
-    to where an uninterrupted run would be (koala.data.pipeline), so resuming is exact.
-    """
-    if config.data.get("pipeline", "records") == "photo_crops":
-        from koala.data import photo_crops
-
-        hints = bool(config.data.get("hints", False))
-
-        def from_photos(split, batch, context=None):
-            if split == "train":
-                return photo_crops.train_dataset(config.data.train_photos, int(config.data.size),
-                                                 batch, int(config.train.seed), context,
-                                                 hints=hints)
-            return photo_crops.val_dataset(config.data.val_photos, int(config.data.size),
-                                           batch, int(config.data.get("val_every", 1)),
-                                           hints=hints)
-
-        return from_photos
-    config.data.records = ensure_records(config)
-    return lambda split, batch, context=None: make_dataset(config, split, batch, context,
-                                                           start_step)
 
 
 def records_pattern(records, split):
@@ -197,7 +166,6 @@ def _examples_per_pipeline_step(global_batch, input_context):
     return input_context.get_per_replica_batch_size(global_batch) * replicas
 
 
-
 def lab_to_yuv(features, ab):
     """Model-scaled Lab batch -> ({"L": Y in [-1, 1]}, UV in [-1, 1]) for seed 004."""
     lab = tf.concat([color.unscale_l(features["L"]), color.unscale_ab(ab)], axis=-1)
@@ -217,19 +185,7 @@ def recorded_embedding_dim(records):
     raise ConfigError(f"{first}: its examples hold no embedding")
 
 
-
 def manifest(records):
     """The records' manifest.json as a dict ({} when absent)."""
     path = f"{records}/manifest.json"
     return json.loads(tf.io.gfile.GFile(path).read()) if tf.io.gfile.exists(path) else {}
-
-
-
-def ab_prior(records):
-    """Smoothed p(ab bin) of the training records (Zhang's prior), from the manifest."""
-    counts = manifest(records).get("prior", {}).get("counts")
-    if counts is None:
-        raise ConfigError(f"{records}/manifest.json has no ab histogram: rebuild the records "
-                         f"with `koala records` to use a prior-weighted loss")
-    return color.smoothed_prior(np.asarray(counts, np.float64))
-

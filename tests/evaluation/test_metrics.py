@@ -55,7 +55,7 @@ def test_rebalanced_auc_weights_rare_colours_up():
     prior = np.zeros(len(color.ab_bins()))
     prior[color.bin_index(np.array([0.0, 0.0]))] = 0.75
     prior[color.bin_index(np.array([60.0, 80.0]))] = 0.25
-    weights = metrics.rebalancing_weights(truth, prior)
+    weights = metrics.pixel_rarity_weights(truth, prior)
     # each pixel weighted 1 / p: the rare pixel counts as much as the three common ones
     assert weights[0, 3] * 1 == pytest.approx(weights[0, 0] * 3)
     plain = metrics.auc(np.zeros_like(truth), truth)  # 100 (1 - 100 / 4 / 150)

@@ -16,7 +16,7 @@ from koala import image_io, photo
 from koala.inference import colorizer as colorizer_lib
 from koala.evaluation import metrics
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]  # the checkout: tests/inference/ is 2 down
 
 
 def lightness_of_output(rgb):
@@ -134,8 +134,10 @@ def test_cli_reports_bad_file_finishes_others_and_fails(tiny_bundle, tmp_path): 
     (tmp_path / "out" / "one.png").write_bytes(b"an earlier result")
     command = [sys.executable, "-m", "koala.cli", "colorize", str(inputs), "--output",
                str(tmp_path / "out"), "--model", str(tiny_bundle), "--batch_size", "2"]
+    assert (REPO / "koala" / "cli.py").is_file()  # `-m koala.cli` runs the checkout's CLI
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+                                 "PYTHONPATH": str(REPO)})
     assert result.returncode == 1
     assert "broken.jpg" in result.stderr
     outputs = sorted(p.name for p in (tmp_path / "out").iterdir())
@@ -145,9 +147,9 @@ def test_cli_reports_bad_file_finishes_others_and_fails(tiny_bundle, tmp_path): 
 
 
 def test_pad_fit_keeps_lightness_and_shape(tiny_bundle):  # noqa: F811
-    from koala import bundle
+    from koala.bundle import keras_bundle
 
-    loaded = bundle.load(str(tiny_bundle))
+    loaded = keras_bundle.load(str(tiny_bundle))
     loaded.meta["fit"] = "pad"  # as a model trained on white-padded squares (Koalarization)
     colorizer = colorizer_lib.Colorizer(loaded, size=32)
     image = textured((15, 70))

@@ -70,7 +70,8 @@ def test_request_follows_the_documented_row_format():
 
 def test_client_colorizes_through_rest(rest_url, export_base, tmp_path):
     inputs = write_photos(tmp_path / "in")
-    written = client.colorize_files(rest_url, MODEL_NAME, inputs, tmp_path / "out", batch_size=1)
+    written = client.colorize_files_via_server(rest_url, MODEL_NAME, inputs, tmp_path / "out",
+                                               batch_size=1)
     assert [p.name for p in written] == ["cat.png", "cup.png"]
     direct = tf.saved_model.load(str(export_base / "1")).signatures["serving_default"](
         image_bytes=tf.constant([p.read_bytes() for p in inputs]))[client.IMAGE_OUTPUT].numpy()
@@ -161,8 +162,8 @@ def test_against_tensorflow_model_server(export_base, tmp_path):
                 if time.time() > deadline or server.poll() is not None:
                     pytest.fail("tensorflow_model_server did not come up within 60 s")
                 time.sleep(0.5)
-        written = client.colorize_files(url, MODEL_NAME, write_photos(tmp_path / "in"),
-                                        tmp_path / "out")
+        written = client.colorize_files_via_server(url, MODEL_NAME, write_photos(tmp_path / "in"),
+                                                   tmp_path / "out")
         assert decode_png(written[0].read_bytes()).shape == (80, 120, 3)
         with pytest.raises(client.ClientError, match="HTTP 400"):
             client.predict(url, MODEL_NAME, [b"not an image"])

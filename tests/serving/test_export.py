@@ -17,10 +17,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from koala import bundle as koala_bundle
 from koala import color, photo
+from koala.bundle import conversion
+from koala.bundle import keras_bundle as koala_bundle
 from koala.serving import graph, saved_model, tflite
 from koala.inference import colorizer as colorizer_lib
+from koala.inference import runtime
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SAVED_MODEL_CLI = pathlib.Path(sys.executable).parent / "saved_model_cli"
@@ -215,7 +217,7 @@ def test_colorize_tensor_matches_bundle(output, tmp_path):
     lightness = lightness.astype(np.float32)
     ab = served.signatures["colorize_tensor"](L=tf.constant(lightness))["ab"].numpy()
     assert ab.shape == (2, WORKING_SIZE, WORKING_SIZE, 2)
-    np.testing.assert_allclose(ab, bundle.predict_ab(lightness), atol=1e-2)
+    np.testing.assert_allclose(ab, runtime.KerasRuntime(bundle).ab(lightness), atol=1e-2)
 
 
 @pytest.mark.parametrize("bad, problem", [
@@ -241,13 +243,13 @@ def test_tflite_parity_and_size(exported, tiny_bundle):
     # The file on disk runs and agrees with the Keras model on a real photo.
     lightness = tflite.working_size_lightness(tflite.default_parity_photos()[:1], WORKING_SIZE)
     ab = tflite.tflite_ab((exported / tflite.TFLITE_FILE).read_bytes(), lightness)
-    np.testing.assert_allclose(ab, tiny_bundle.predict_ab(lightness), atol=TFLITE_FLOAT_TOLERANCE)
+    np.testing.assert_allclose(ab, tiny_runtime.KerasRuntime(bundle).ab(lightness), atol=TFLITE_FLOAT_TOLERANCE)
 
 
 def test_tflite_names_ops_that_need_flex(tmp_path):
     bundle = save_tiny_bundle(tmp_path / "bundle", upsampling="bicubic")
     with pytest.raises(saved_model.ExportError, match="ResizeBicubic.*interpolation='bilinear'"):
-        tflite.convert_tflite(bundle)
+        conversion.convert_tflite(bundle)
 
 
 def test_cli_export_writes_next_version(tiny_bundle, tmp_path):

@@ -11,11 +11,12 @@ import sys
 
 import numpy as np
 import pytest
-from colorize_helpers import save_tiny_bundle
+from colorize_helpers import save_tiny_bundle, seeded_conv
 
 from koala import image_io, vividness
 from koala.inference import colorizer as colorizer_lib
 from koala import photo as photo_lib
+from koala.bundle import files
 from koala.inference import png, runtime
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -26,22 +27,22 @@ BENCHMARK_PHOTOS = ("kodak24/kodim03.png", "kodak24/kodim20.png", "bsds500_val/1
 @pytest.fixture(scope="module")
 def lite_bundle(tmp_path_factory, sample_photos):
     """A tiny bundle fitted on real photos, with the model.tflite that export adds."""
-    from koala import bundle
+    from koala.bundle import keras_bundle
     from koala.serving import tflite
 
     photos = sample_photos(32)
     path = save_tiny_bundle(tmp_path_factory.mktemp("lite_bundle"), photos)
-    info = tflite.add_tflite_to_bundle(bundle.load(path), parity_photos=photos[:4])
+    info = tflite.add_tflite_to_bundle(keras_bundle.load(path), parity_photos=photos[:4])
     return path, info, photos
 
 
 def test_export_adds_a_current_tflite_with_parity(lite_bundle):
     path, info, _ = lite_bundle
-    assert (path / runtime.TFLITE_FILE).stat().st_size == info["bytes"] > 0
-    assert info["keras_sha256"] == runtime.file_sha256(path / runtime.KERAS_FILE)
+    assert (path / files.TFLITE_FILE).stat().st_size == info["bytes"] > 0
+    assert info["keras_sha256"] == files.file_sha256(path / files.KERAS_FILE)
     assert info["parity_vs_keras"]["photos"] == 4
     assert info["parity_vs_keras"]["max_level_diff"] <= 1
-    assert runtime.tflite_is_current(path)
+    assert files.tflite_is_current(path)
 
 
 def test_a_fresh_process_colorizes_a_real_photo_without_tensorflow(lite_bundle, tmp_path):
@@ -83,19 +84,19 @@ def test_litert_and_keras_agree_on_photos_of_any_shape(lite_bundle):
 
 
 def test_retrained_bundle_runs_keras_until_exported_again(tmp_path, sample_photos, caplog):
-    from koala import bundle
+    from koala.bundle import keras_bundle
     from koala.serving import tflite
 
     path = save_tiny_bundle(tmp_path / "b", sample_photos(8))
-    tflite.add_tflite_to_bundle(bundle.load(path), parity_photos=sample_photos(1))
+    tflite.add_tflite_to_bundle(keras_bundle.load(path), parity_photos=sample_photos(1))
     assert colorizer_lib.Colorizer(path).runtime.engine == "LiteRT"
-    retrained = bundle.load(path)
+    retrained = keras_bundle.load(path)
     retrained.model.get_layer("ab").bias.assign([-0.3, 0.2])
-    bundle.save(path, retrained.model, retrained.meta)  # model.keras changes, .tflite stays
+    keras_bundle.save(path, retrained.model, retrained.meta)  # model.keras changes, .tflite stays
     with caplog.at_level("INFO", logger="absl"):  # whatever verbosity an earlier test left
         assert colorizer_lib.Colorizer(path).runtime.engine == "Keras"
     assert "Keras/TensorFlow" in caplog.text and "koala export --tflite" in caplog.text
-    tflite.add_tflite_to_bundle(bundle.load(path), parity_photos=sample_photos(1))
+    tflite.add_tflite_to_bundle(keras_bundle.load(path), parity_photos=sample_photos(1))
     assert colorizer_lib.Colorizer(path).runtime.engine == "LiteRT"
 
 
@@ -103,31 +104,26 @@ def vivid_tiny_bundle(directory):
     """A tiny model with the vividness control's three outputs (koala.vividness)."""
     import keras
 
-    from koala import bundle
+    from koala.bundle import keras_bundle
 
     lightness = keras.Input([None, None, 1], name="L")
-    accurate = keras.layers.Conv2D(2, 3, padding="same", activation="tanh", name="accurate",
-                                   kernel_initializer=keras.initializers.GlorotUniform(seed=4))(
-        lightness)
-    vivid = keras.layers.Conv2D(2, 3, padding="same", activation="tanh", name="vivid",
-                                kernel_initializer=keras.initializers.GlorotUniform(seed=5),
-                                bias_initializer=keras.initializers.Constant((0.4, -0.3)))(
-        lightness)
+    accurate = seeded_conv(2, "accurate", seed=4)(lightness)
+    vivid = seeded_conv(2, "vivid", seed=5, bias=(0.4, -0.3))(lightness)
     mixed = keras.layers.Add()([accurate, keras.layers.Rescaling(0.3)(
         keras.layers.Subtract()([vivid, accurate]))])
     model = keras.Model({"L": lightness}, {"ab": mixed, vividness.ACCURATE: accurate,
                                            vividness.VIVID: vivid})
-    return bundle.save(directory, model, {"model": "tiny_vivid", "size": 64,
+    return keras_bundle.save(directory, model, {"model": "tiny_vivid", "size": 64,
                                           "output": "regression", "stride": 1,
                                           "vividness": 0.3})
 
 
 def test_litert_carries_the_vividness_control(tmp_path, sample_photos):
-    from koala import bundle
+    from koala.bundle import keras_bundle
     from koala.serving import tflite
 
     path = vivid_tiny_bundle(tmp_path / "vivid")
-    tflite.add_tflite_to_bundle(bundle.load(path), parity_photos=sample_photos(2))
+    tflite.add_tflite_to_bundle(keras_bundle.load(path), parity_photos=sample_photos(2))
     lite, keras = colorizer_lib.Colorizer(path), colorizer_lib.Colorizer(path, engine="keras")
     assert lite.runtime.engine == "LiteRT"
     photo = photo_lib.split(image_io.read_image(sample_photos(1)[0]))

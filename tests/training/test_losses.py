@@ -131,9 +131,7 @@ def test_huber_bins_rebalancing_weighs_each_pixel_of_the_bin_loss_by_its_colour(
 
 @pytest.fixture(scope="module")
 def lite0_features():
-    from koala.training import builders
-
-    return builders.frozen_features("efficientnet_lite0", "imagenet")  # real ImageNet weights
+    return losses.frozen_features("efficientnet_lite0", "imagenet")  # real ImageNet weights
 
 
 def test_feature_distance_is_zero_for_the_truth_and_grows_as_colours_go_wrong(
@@ -163,3 +161,107 @@ def test_feature_distance_is_zero_for_the_truth_and_grows_as_colours_go_wrong(
     # a short step down the gradient (unit L2 length 0.01) brings it closer to the truth
     step = 0.01 * gradient / np.linalg.norm(gradient)
     assert distance(pred.numpy() - step).mean() < muted.mean() - 1e-3
+
+
+# --------------------------------------------------------------------------- the registry
+
+def test_every_experiment_names_a_registered_loss_and_builds_it_from_its_config():
+    from koala.training import config as training_config
+
+    for name in training_config.experiment_names():
+        config = training_config.load_config(name)
+        built = losses.build(config, prior=skewed_prior())
+        assert isinstance(built, losses.Loss), name
+    config = training_config.load_config("zhang_eccv16")
+    config.loss.name = "no_such_loss"
+    with pytest.raises(training_config.ConfigError, match="huber_bins.*mse_ab"):
+        losses.build(config)
+
+
+def test_the_paper_losses_per_output_kind_are_the_registry_entries_that_say_so():
+    assert losses.for_output("regression").fn is losses.mse_ab
+    assert losses.for_output("binned").fn is losses.binned_cross_entropy
+    y_true = np.zeros((1, 4, 4, 2), np.float32)
+    uniform = np.zeros((1, 1, 1, Q), np.float32)  # cross-entropy log Q, weights 1 (no prior)
+    assert float(losses.for_output("classification")(y_true, uniform)) == \
+        pytest.approx(math.log(Q), rel=1e-5)
+    with pytest.raises(ValueError, match="unknown output kind"):
+        losses.for_output("ordinal")
+
+
+@pytest.fixture
+def registered(monkeypatch):
+    """losses.register for one test: its entries are gone after it."""
+    monkeypatch.setattr(losses._LOSSES, "_entries", dict(losses._LOSSES._entries))
+    return losses.register
+
+
+def test_a_loss_gets_the_model_inputs_in_the_loop_when_its_entry_declares_it(
+        registered, tmp_path):
+    """One registered entry is all a new loss needs: the loop builds it by name and passes
+    it the model's inputs, in training and validation, because the entry says it needs them."""
+    import keras
+    import tensorflow as tf
+
+    from koala.training import config as training_config, loop
+
+    seen = []
+
+    @registered("test_l_weighted", needs_inputs=True)
+    def _make(config, prior):
+        def loss(y_true, outputs, inputs):
+            seen.append(sorted(inputs))
+            return tf.reduce_mean(tf.square(y_true - outputs) * (1.0 + inputs["L"]))
+
+        return loss
+
+    @registered("test_plain")
+    def _make_plain(config, prior):
+        return lambda y_true, outputs: tf.reduce_mean(tf.square(y_true - outputs))
+
+    rng = np.random.default_rng(0)
+    gray = rng.uniform(-1, 1, (8, 16, 16, 1)).astype(np.float32)
+    target = np.tanh(np.concatenate([gray, -gray], -1)).astype(np.float32)
+
+    def dataset_fn(split, global_batch, context=None):
+        data = tf.data.Dataset.from_tensor_slices(({"L": gray}, target)).batch(global_batch)
+        return data.repeat() if split == "train" else data
+
+    def model():
+        lightness = keras.Input((None, None, 1), name="L")
+        ab = keras.layers.Conv2D(2, 3, padding="same", activation="tanh", name="ab")(lightness)
+        return keras.Model({"L": lightness}, ab)
+
+    for name in ("test_l_weighted", "test_plain"):
+        config = training_config.load_config("cifar10_unet_regression:tiny")
+        config.model.update(name="one_conv", output_kind="regression")
+        config.data.update(size=16, color_space="lab")
+        config.train.update(batch_size=4, steps=2)
+        config.loss.name = name
+        summary = loop.train(config, tmp_path / name, model=model, dataset_fn=dataset_fn,
+                             strategy=tf.distribute.get_strategy())
+        assert np.isfinite(summary["train_loss"]) and np.isfinite(summary["val"]["loss"])
+    assert len(seen) >= 2 and all(keys == ["L"] for keys in seen)  # traced: train and val
+    assert losses.build(config).needs_inputs is False
+    with pytest.raises(ValueError, match="registered twice"):
+        losses.register("mse_ab")(lambda config, prior: losses.mse_ab)
+
+
+def test_huber_bins_declares_its_inputs_and_reads_the_prior_only_to_rebalance():
+    from koala.training import config as training_config
+
+    config = training_config.load_config("default:tiny")
+    asked = []
+
+    def prior():
+        asked.append(True)
+        return skewed_prior()
+
+    config.loss.rebalance = False
+    built = losses.build(config, prior=skewed_prior())
+    assert built.needs_inputs is True
+    losses.entry("huber_bins").make(config, prior)
+    assert not asked  # no rebalancing: the training photos are never read
+    config.loss.rebalance = True
+    losses.entry("huber_bins").make(config, prior)
+    assert asked

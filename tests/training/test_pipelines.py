@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from koala import bundle, color, image_io
+from koala import color, image_io
+from koala.bundle import keras_bundle
 from koala.inference import colorizer as colorizer_lib
 from koala.serving import saved_model, tflite
 from koala.training import config as training_config, distribute, loop, records
@@ -85,7 +86,7 @@ def run_end_to_end(config, workroot, tmp_path, shared_data, monkeypatch):
     assert summary["step"] == config.train.steps and np.isfinite(summary["train_loss"])
     assert np.isfinite(summary["val"]["loss"]) and summary["val"]["psnr"] > 10
 
-    loaded = bundle.load(tmp_path / "run")
+    loaded = keras_bundle.load(tmp_path / "run")
     assert [t.name.split(":")[0] for t in loaded.model.inputs] == ["L"]  # the photo alone
     photo = shared_data / PHOTO
     original = image_io.read_image(photo)
@@ -163,7 +164,7 @@ def test_train_bundle_colorize_entirely_on_ram_filesystem(tmp_path, shared_data,
     assert {"checkpoints", "train", "val", "bundle", "metrics.jsonl"} <= listing
     assert tf.io.gfile.glob(f"{root}/records/train-*.tfrecord")
     assert not os.listdir(tmp_path)  # nothing written to the local disk
-    loaded = bundle.load(f"{root}/run")
+    loaded = keras_bundle.load(f"{root}/run")
     photo_bytes = (shared_data / PHOTO).read_bytes()
     tf.io.gfile.GFile(f"{root}/photo.png", "wb").write(photo_bytes)
     original = image_io.decode(tf.io.gfile.GFile(f"{root}/photo.png", "rb").read())
@@ -204,10 +205,10 @@ def test_default_trains_with_class_rebalancing_from_its_photos_prior(
         workroot, tmp_path, shared_data, monkeypatch):
     """The `rebalanced` idea of issue 15 runs through koala train: the prior comes from the
     training photos (the default reads no records), weighs the bin loss and is recorded."""
-    from koala.data import photo_crops
+    from koala.data import prior as prior_lib
 
     config = tiny_config("default", shared_data)
-    prior = photo_crops.ab_prior(config.data.train_photos)
+    prior = prior_lib.ab_prior(config.data.train_photos)
     assert prior.shape == (len(color.ab_bins()),) and abs(prior.sum() - 1) < 1e-6
     assert np.abs(color.ab_bins()[prior.argmax()]).max() <= 20  # real photos: mostly muted
     monkeypatch.chdir(workroot)

@@ -20,7 +20,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from koala import bundle, color
+from koala import color
+from koala.bundle import keras_bundle
+from koala.inference import runtime
 from koala.training import config as training_config, distribute, loop
 from koala.training import records as training_records
 from koala.data import schema
@@ -72,6 +74,54 @@ STRATEGY_SCRIPT = textwrap.dedent("""
             out += f"-task{strategy.cluster_resolver.task_id}"
         np.savez(out + ".npz", *[w.numpy() for w in done.weights])
 """)
+
+
+# `koala train ARGS` with its training input tapped: every batch of L that koala.data yields
+# for training (the records pipeline under the loop's input, before any colour conversion)
+# is saved in $KOALA_TAP.
+TAPPED_TRAIN_SCRIPT = textwrap.dedent("""
+    import itertools, os, sys
+    import numpy as np
+    import tensorflow as tf
+    import koala.data
+    from koala import cli
+
+    dataset, batches = koala.data.dataset, itertools.count()
+
+    def save(lightness):
+        np.save(os.path.join(os.environ["KOALA_TAP"], f"{next(batches):05d}.npy"),
+                lightness.numpy())
+        return 0
+
+    def tapped(pattern, batch_size, training=True, **kwargs):
+        data = dataset(pattern, batch_size, training=training, **kwargs)
+        if not training:
+            return data
+
+        def tap(features, target):
+            with tf.control_dependencies([tf.py_function(save, [features["L"]], tf.int32)]):
+                return dict(features, L=tf.identity(features["L"])), target
+
+        return data.map(tap)
+
+    koala.data.dataset = tapped
+    sys.exit(cli.run(["koala", *sys.argv[1:]]))
+""")
+
+
+def _identify(images, records_dir, split):
+    """The index in the `split` records of each image (an L as koala.data yields it, maybe
+    mirrored by the training flips): the one example whose L it is."""
+    files = sorted(str(path) for path in records_dir.glob(f"{split}-*.tfrecord"))
+    truth = np.stack([schema.parse(serialized)["L"].numpy()
+                      for serialized in tf.data.TFRecordDataset(files)])
+    ids = []
+    for image in images:
+        distance = np.minimum(np.abs(truth - image).max(axis=(1, 2, 3)),
+                              np.abs(truth[:, :, ::-1] - image).max(axis=(1, 2, 3)))
+        ids.append(int(np.argmin(distance)))
+        assert distance[ids[-1]] < 1e-6 < np.partition(distance, 1)[1], "not one example"
+    return ids, len(truth)
 
 
 def _free_ports(count):
@@ -161,7 +211,7 @@ def _history(workdir, split="train"):
 
 
 def _bundle_weights(workdir):
-    return bundle.load(workdir).model.get_weights()
+    return keras_bundle.load(workdir).model.get_weights()
 
 
 def test_sigkill_then_rerun_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, records):
@@ -214,16 +264,36 @@ def test_two_workers_train_from_koala_records_with_one_val_shard(tmp_path, share
     ports = _free_ports(2)
     cluster = {"worker": [f"localhost:{port}" for port in ports]}
     workdir = tmp_path / "run"
+    script = tmp_path / "tapped_train.py"
+    script.write_text(TAPPED_TRAIN_SCRIPT)
     processes = []
     for index in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        # global batch 12: 6 examples a step per worker, so 4 steps cover a worker's share
+        command = _cli(workdir, records, "--strategy=multiworker", "--config.train.steps=4",
+                       "--config.train.batch_size=12")
+        (tmp_path / f"tap-{index}").mkdir()
         processes.append(subprocess.Popen(
-            _cli(workdir, records, "--strategy=multiworker", "--config.train.steps=4"),
-            env=_env(TF_CONFIG=tf_config), stderr=subprocess.PIPE, text=True))
+            [sys.executable, str(script), *command[3:]],
+            env=_env(TF_CONFIG=tf_config, KOALA_TAP=str(tmp_path / f"tap-{index}")),
+            stderr=subprocess.PIPE, text=True))
     for process in processes:
         _, err = process.communicate(timeout=300)
         assert process.returncode == 0, err[-3000:]
-    chief, other = (bundle.load(path).model for path in (workdir, workdir / "worker-1"))
+    # which examples each worker read, by content: disjoint halves that together are the
+    # train split, every example read by exactly one worker
+    read = []
+    for index in range(2):
+        images = np.concatenate([np.load(path) for path in
+                                 sorted((tmp_path / f"tap-{index}").glob("*.npy"))])
+        ids, examples = _identify(images, records, "train")
+        read.append(ids)
+    assert examples == manifest["counts"]["train"]["examples"]
+    assert all(len(ids) >= 4 * 6 for ids in read), [len(ids) for ids in read]
+    assert not set(read[0]) & set(read[1])
+    assert set(read[0]) | set(read[1]) == set(range(examples))
+    assert sorted(len(set(ids)) for ids in read) == [examples // 2, (examples + 1) // 2]
+    chief, other = (keras_bundle.load(path).model for path in (workdir, workdir / "worker-1"))
     assert len(chief.trainable_weights) > 10
     for first, second in zip(chief.trainable_weights, other.trainable_weights):
         # all-reduced gradients: identical weights (BatchNorm's moving statistics are each
@@ -274,8 +344,8 @@ def test_each_experiment_builds_and_trains_two_steps(tmp_path, records, name):
     assert np.isfinite(summary["val"]["loss"]) and "psnr" in summary["val"]
     meta = json.loads((tmp_path / "bundle" / "koala.json").read_text())
     assert meta["model"] == config.model.name and meta["size"] == SIZE
-    loaded = bundle.load(tmp_path)
-    ab = loaded.predict_ab(np.full((1, SIZE, SIZE, 1), 50.0, np.float32))
+    loaded = keras_bundle.load(tmp_path)
+    ab = runtime.KerasRuntime(loaded).ab(np.full((1, SIZE, SIZE, 1), 50.0, np.float32))
     assert ab.shape == (1, SIZE, SIZE, 2) and np.isfinite(ab).all()
 
 

@@ -6,7 +6,8 @@ at full resolution to photos of photos/val with three choices of reference.
 
 import numpy as np
 
-from koala import bundle, color, image_io, photo
+from koala import color, image_io, photo
+from koala.bundle import keras_bundle
 from koala.evaluation import metrics
 from koala.image_io import IMAGE_SUFFIXES
 from koala.inference import colorizer as colorizer_lib
@@ -91,10 +92,10 @@ def _colorize_all(context, colorizer):
 
 
 def measure(context):
-    colorizer = colorizer_lib.Colorizer(bundle.load(context.workdir / "runs" / MODEL_RUN))
+    colorizer = colorizer_lib.Colorizer(keras_bundle.load(context.workdir / "runs" / MODEL_RUN))
     scores, grid, count = _colorize_all(context, colorizer)
     path, link = context.figure(SPEC.grid[0])
-    figures.image_grid(grid, path, GRID_ROWS)
+    figures.save_image_grid(grid, path, GRID_ROWS)
     setup = setup_lines(SPEC, context.budget, count=count, threshold=ACCURACY_THRESHOLD)
     return Section(SPEC.seed, SPEC.title, "\n".join(setup),
                    {m: {k: np.asarray(v) for k, v in s.items()} for m, s in scores.items()},

@@ -1,4 +1,4 @@
-"""The study's web app (FastAPI): one photo at a time, "Real" / "Fake", votes to SQLite.
+"""The study's web server (FastAPI): one photo at a time, "Real" / "Fake", votes to SQLite.
 
 Routes: `/` the study page; `/api/next` and `/api/vote` its JSON API; `/image/{id}` the
 photos, by opaque id only; `/results` (+ `.json`, `.csv`) behind a random key that the
@@ -22,28 +22,11 @@ from koala.study import results, stats
 COOKIE = "koala_participant"
 PARTICIPANT_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 MAX_BODY_BYTES = 1024  # a vote is ~60 bytes of JSON
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
-                               "frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
+SECURITY_HEADERS = web.security_headers(
+    "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
 STATIC_TYPES = {"study.js": "text/javascript", "study.css": "text/css"}
 VOTE_ERRORS = {study_db.UnknownParticipant: 403, study_db.UnknownImage: 404,
                study_db.AlreadyVoted: 409}
-
-
-async def _bounded_body(request):
-    """The request body, refused with 413 beyond MAX_BODY_BYTES (declared or streamed)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-        raise HTTPException(413, "request too large")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise HTTPException(413, "request too large")
-    return bytes(body)
 
 
 def _parse_vote(body):
@@ -59,8 +42,8 @@ def _parse_vote(body):
     return vote["image"], vote["answer"]
 
 
-def create_app(catalog, database, results_key):
-    """The app over a Catalog and a StudyDB; results need `?key=results_key`."""
+def create_study_app(catalog, database, results_key):
+    """The study's web app over a Catalog and a StudyDB; results need `?key=results_key`."""
     database.register_images(catalog.images.values())
     app = FastAPI(title="Koala: Fake or real?", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -127,7 +110,7 @@ def _add_question_routes(app, catalog, database, page):
     async def api_vote(request: Request):
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             raise HTTPException(415, "votes are JSON")
-        image, answer = _parse_vote(await _bounded_body(request))
+        image, answer = _parse_vote(await web.bounded_body(request, MAX_BODY_BYTES))
         participant = await run_in_threadpool(participant_of, request)
         if catalog.get(image) is None:
             raise HTTPException(404, "unknown image")

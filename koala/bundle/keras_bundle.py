@@ -1,55 +1,35 @@
-"""A trained model on disk: `model.keras` plus `koala.json`, loadable by name or path.
+"""A bundle in Keras: save a trained model with its koala.json, load it back by name or path.
 
 Training writes bundles; colorize, evaluate and export read them: a bundle turns its
 model's raw output into ab in Lab units (decoded by koala.models.outputs, the one decoder).
-The name "default" is the model shipped inside the package (koala/weights/default/).
+File names and resolving live in koala.bundle.files (TensorFlow-free).
 """
 
 import dataclasses
 import json
-import os
 import pathlib
-import posixpath
 
 import keras
 import tensorflow as tf
 
 from koala import color
 from koala import vividness as vividness_lib
+from koala.bundle.files import (COLOR_SPACES, KERAS_FILE, META_FILE, OUTPUT_KINDS, BundleInfo,
+                                join, resolve)
 from koala.models import outputs
 from koala.paths import is_url
 
-MODEL_FILE = "model.keras"
-META_FILE = "koala.json"
-DEFAULT_DIR = pathlib.Path(__file__).resolve().parent / "weights" / "default"
-OUTPUT_KINDS = ("regression", "classification", "binned")
-COLOR_SPACES = ("lab", "yuv")
+
+def height_width(images):
+    """(H, W) of [N, H, W, C]: Python ints where static (Bundle.ab_from_output compares
+    them with the output's static shape), tensors where not."""
+    dynamic = tf.shape(images)
+    return tuple(images.shape[i] if images.shape[i] is not None else dynamic[i] for i in (1, 2))
 
 
-def _join(directory, name):
-    """Local paths stay pathlib.Path; gs://, ram:// stay strings (pathlib drops a slash)."""
-    return posixpath.join(str(directory), name) if is_url(directory) else \
-        pathlib.Path(directory) / name
-
-
-def resolve(name_or_path):
-    """'default' -> the shipped bundle; a run directory -> its `bundle/` if it has one.
-
-    Any tf.io.gfile URL works (gs://bucket/run, ram://run) besides local paths.
-    """
-    if str(name_or_path) == "default":
-        path = DEFAULT_DIR
-    elif is_url(name_or_path):
-        path = str(name_or_path).rstrip("/")
-    else:
-        path = pathlib.Path(name_or_path).expanduser()
-    if tf.io.gfile.exists(str(_join(_join(path, "bundle"), META_FILE))):
-        path = _join(path, "bundle")
-    if not all(tf.io.gfile.exists(str(_join(path, name))) for name in (META_FILE, MODEL_FILE)):
-        raise FileNotFoundError(
-            f"{name_or_path}: not a Koala model (expected {MODEL_FILE} and {META_FILE} in "
-            f"{path}); pass --model default, a bundle directory, or a training workdir")
-    return path
+def input_names(model):
+    """The names of a Keras model's inputs ("L", and "hints" for a hint model)."""
+    return [tensor.name.split(":")[0] for tensor in model.inputs]
 
 
 def save(directory, model, meta):
@@ -61,33 +41,42 @@ def save(directory, model, meta):
         raise ValueError(f"output must be one of {OUTPUT_KINDS}, not {meta['output']!r}")
     if meta.get("color_space", "lab") not in COLOR_SPACES:
         raise ValueError(f"color_space must be one of {COLOR_SPACES}")
-    meta = {"color_space": "lab", "temperature": 0.38, "config": {}, **meta}
+    meta = {"color_space": "lab", "temperature": 0.38, "config": {}, **meta,
+            "hints": "hints" in input_names(model)}
     directory = str(directory) if is_url(directory) else pathlib.Path(directory)
     tf.io.gfile.makedirs(str(directory))
-    tmp = str(_join(directory, MODEL_FILE + ".tmp.keras"))
+    tmp = str(join(directory, KERAS_FILE + ".tmp.keras"))
     model.save(tmp)
-    tf.io.gfile.rename(tmp, str(_join(directory, MODEL_FILE)), overwrite=True)
-    with tf.io.gfile.GFile(str(_join(directory, META_FILE)), "w") as stream:
+    tf.io.gfile.rename(tmp, str(join(directory, KERAS_FILE)), overwrite=True)
+    with tf.io.gfile.GFile(str(join(directory, META_FILE)), "w") as stream:
         stream.write(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return directory
 
 
 @dataclasses.dataclass
-class Bundle:
+class Bundle(BundleInfo):
     """A loaded model with what is needed to turn its output into ab."""
 
-    model: keras.Model
-    meta: dict
-    path: object  # pathlib.Path, or a str for a gs:// / ram:// URL
+    model: keras.Model = None
 
     @property
-    def size(self):
-        """Working size (square) the model was trained at."""
-        return int(self.meta["size"])
+    def has_hint_input(self):
+        """Whether the model takes a colour-hint map (koala.hints) besides L."""
+        return "hints" in input_names(self.model)
 
     @property
-    def name(self):
-        return self.meta.get("name", os.path.basename(str(self.path).rstrip("/")))
+    def lightness_input(self):
+        return self.model.inputs[input_names(self.model).index("L")]
+
+    def model_inputs(self, lightness, hint_map=None):
+        """The model's input dict: scaled L, and the hint map (zeros: none) for a hint model."""
+        inputs = {"L": self.model_input(lightness)}
+        if self.has_hint_input:
+            if hint_map is None:
+                shape = tf.shape(lightness)
+                hint_map = tf.zeros(tf.concat([shape[:3], [3]], 0), tf.float32)
+            inputs["hints"] = tf.cast(hint_map, tf.float32)
+        return inputs
 
     @property
     def color_space(self):
@@ -116,21 +105,14 @@ class Bundle:
             return color.rgb_to_lab(rgb)[..., 1:]
         return color.unscale_ab(ab)
 
-    def predict_ab(self, lightness):
-        """L in Lab units [N, h, w, 1] (any h, w the model accepts) -> ab [N, h, w, 2]."""
-        lightness = tf.convert_to_tensor(lightness, tf.float32)
-        output = self.model({"L": self.model_input(lightness)}, training=False)
-        height, width = lightness.shape[1], lightness.shape[2]
-        return self.ab_from_output(output, height, width, lightness).numpy()
-
 
 def load(name_or_path="default"):
     """Loads a bundle by name ("default") or path (bundle dir or training workdir)."""
     import koala.models  # noqa: F401  (registers the custom layers that model.keras names)
 
     path = resolve(name_or_path)
-    with tf.io.gfile.GFile(str(_join(path, META_FILE))) as stream:
+    with tf.io.gfile.GFile(str(join(path, META_FILE))) as stream:
         meta = json.load(stream)
-    model = keras.saving.load_model(str(_join(path, MODEL_FILE)), compile=False)
-    return Bundle(model=model, meta=meta, path=path)
+    model = keras.saving.load_model(str(join(path, KERAS_FILE)), compile=False)
+    return Bundle(meta=meta, path=path, model=model)
 

@@ -1,0 +1,231 @@
+"""Colour hints (koala.hints, Zhang et al. 2017) through every door: the hint map, the
+training simulation, and a hint bundle made by `koala train` (default:tiny with hints) run
+by Keras, LiteRT (its .tflite), the SavedModel's colorize_hints signature and the CLI."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from colorize_helpers import save_tiny_bundle
+
+from koala import hints as hints_lib
+from koala import image_io
+from koala.bundle import files, keras_bundle
+from koala.data import simulated_hints
+from koala.inference import colorizer as colorizer_lib
+from koala.serving import graph, saved_model, tflite
+from koala.training import config as training_config, loop
+
+PHOTO = "benchmark/kodak24/kodim23.png"  # 768 x 512
+TRAIN_STEPS = 30
+
+
+# --------------------------------------------------------------------------- the hint map
+
+def test_check_names_the_file_and_the_problem():
+    cases = [([{"x": 10, "y": 5}], "needs exactly one colour"),
+             ([{"x": 100, "y": 5, "ab": [1, 2]}], "outside the 64x32 image"),
+             ([{"x": 1, "y": 1, "rgb": "#12345"}], "is not a colour"),
+             ([{"x": 1, "y": 1, "rgb": [0, 300, 0]}], "0-255"),
+             ([{"x": 1, "y": 1, "ab": [200, 0]}], r"\[-128, 127\]"),
+             ([{"x": 1, "y": 1, "ab": [0, 0], "size": 0}], "size must be"),
+             ([{"x": 1, "y": 1, "ab": [0, 0], "colour": 1}], "unknown keys"),
+             ({"x": 1}, "must be a list")]
+    for hints, message in cases:
+        with pytest.raises(hints_lib.HintError, match=f"photo.jpg: .*{message}"):
+            hints_lib.check(hints, 64, 32, "photo.jpg")
+    with pytest.raises(hints_lib.HintError, match="h.json: not JSON"):
+        hints_lib.parse_json("[{", "h.json")
+
+
+def test_rgb_counts_by_its_chroma():
+    (_, _, a, b, _), = hints_lib.check([{"x": 0, "y": 0, "rgb": "#ff0000"}], 4, 4)
+    assert (a, b) == pytest.approx((80.1, 67.2), abs=0.3)  # sRGB red in CIE Lab (D65)
+    (_, _, a, b, _), = hints_lib.check([{"x": 0, "y": 0, "rgb": [128, 128, 128]}], 4, 4)
+    assert abs(a) < 0.1 and abs(b) < 0.1
+
+
+def test_hint_map_places_squares_in_working_coordinates():
+    checked = hints_lib.check([{"x": 20.5, "y": 10.5, "ab": [64, -32], "size": 4},
+                               {"x": 0, "y": 0, "ab": [10, 10]}], 40, 20)
+    full = hints_lib.hint_map(checked, 40, 20, 40, 20)
+    assert full[..., 2].sum() == 16 + 1
+    np.testing.assert_allclose(full[9:13, 19:23], [[[0.5, -0.25, 1.0]] * 4] * 4)
+    half = hints_lib.hint_map(checked, 40, 20, 20, 10)
+    # input pixels 19-22 (x) and 9-12 (y) overlap working pixels 9-11 and 4-6: 3 x 3
+    assert half[5, 10, 2] == 1 and half[0, 0, 2] == 1 and half[..., 2].sum() == 9 + 1
+
+
+def test_tf_hint_map_equals_the_numpy_one():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        width, height = rng.integers(20, 300, 2)
+        work = rng.integers(8, 64, 2)
+        raw = [{"x": float(rng.uniform(-0.5, width - 0.5)), "y": float(rng.uniform(-0.5, height - 0.5)),
+                "ab": rng.uniform(-100, 100, 2).tolist(), "size": float(rng.uniform(0.5, 40))}
+               for _ in range(rng.integers(1, 8))]
+        checked = hints_lib.check(raw, width, height)
+        expected = hints_lib.hint_map(checked, width, height, work[1], work[0])
+        points = np.array([[x, y, a, b, s] for x, y, a, b, s in checked] + [[0, 0, 0, 0, 0]])
+        actual = graph.hint_map(points, height, width, work[0], work[1]).numpy()
+        np.testing.assert_allclose(actual, expected, atol=1e-5)
+
+
+def test_protocol_hints_are_the_true_mean_colour_of_their_squares():
+    rgb = np.random.default_rng(1).integers(0, 256, (256, 256, 3), np.uint8)
+    hints = hints_lib.protocol_hints(rgb, 200, np.random.default_rng(2))
+    lab = cv2.cvtColor(rgb.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    corners = []
+    for hint in hints:
+        col, row = int(hint["x"] - 2.5), int(hint["y"] - 2.5)
+        corners.append((row, col))
+        np.testing.assert_allclose(hint["ab"], lab[row:row + 6, col:col + 6, 1:].mean((0, 1)),
+                                   atol=1e-3)
+    rows = np.array(corners)[:, 0]
+    assert 0 <= rows.min() and rows.max() <= 250
+    assert abs(rows.mean() - 125.5) < 10 and 45 < rows.std() < 70  # N(125.5, 62.75), clipped
+
+
+def test_simulated_hints_follow_the_paper_distribution():
+    ab = tf.random.stateless_uniform([32, 32, 2], [0, 1], -1, 1)
+    maps = [simulated_hints.simulate(ab, tf.constant([3, i], tf.int64)).numpy()
+            for i in range(400)]
+    none = np.mean([m[..., 2].sum() == 0 for m in maps])
+    assert 0.15 < none < 0.32  # 1/8 + 7/8 * 1/8 = 0.23
+    one_colour = tf.fill([32, 32, 2], 0.25)
+    for i in range(20):
+        hinted = simulated_hints.simulate(one_colour, tf.constant([5, i], tf.int64)).numpy()
+        inside = hinted[..., 2] > 0
+        np.testing.assert_allclose(hinted[inside][:, :2], 0.25, atol=1e-6)
+        assert np.all(hinted[~inside] == 0)
+
+
+# --------------------------------------------------------------------------- a hint bundle
+
+@pytest.fixture(scope="module")
+def hint_bundle(tmp_path_factory, shared_data):
+    """A hint model as `koala train` makes it: default:tiny with hints, a few steps."""
+    workdir = tmp_path_factory.mktemp("hint_run")
+    config = training_config.load_config("default:tiny")
+    config.model.kwargs.hints = config.data.hints = True
+    config.train.steps = TRAIN_STEPS
+    config.eval.every_steps = config.checkpoint.every_steps = TRAIN_STEPS
+    config.optimizer.learning_rate = 3e-3
+    config.data.train_photos = str(shared_data / "benchmark" / "kodak24")
+    config.data.val_photos = str(shared_data / "photos" / "val")
+    keras.backend.clear_session()
+    loop.train(config, workdir, strategy=tf.distribute.get_strategy())
+    return keras_bundle.load(workdir)
+
+
+def _photo(shared_data):
+    return image_io.read_image(shared_data / PHOTO)
+
+
+def test_the_bundle_says_it_takes_hints(hint_bundle):
+    assert hint_bundle.has_hint_input and hint_bundle.meta["hints"] is True
+    assert files.read_info(hint_bundle.path).takes_hints
+
+
+def test_no_hints_is_the_automatic_result_and_hints_act_locally(hint_bundle, shared_data):
+    photo = _photo(shared_data)
+    colorizer = colorizer_lib.Colorizer(hint_bundle)
+    automatic = colorizer_lib.colorize(photo, model=colorizer)
+    no_hints = colorizer_lib.colorize(photo, model=colorizer, hints=[])
+    assert np.abs(no_hints.astype(int) - automatic).max() <= 1  # eager vs graph rounding
+    hint = {"x": 600, "y": 100, "ab": [-60, 60], "size": 40}
+    hinted = colorizer_lib.colorize(photo, model=colorizer, hints=[hint]).astype(int)
+    change = np.abs(hinted - automatic).max(-1)
+    assert change[80:120, 580:620].mean() > 2 * max(change[400:, :200].mean(), 0.05)
+
+
+def test_litert_and_keras_agree_with_hints(hint_bundle, shared_data, tmp_path):
+    photo = _photo(shared_data)
+    hints = [{"x": 600, "y": 100, "ab": [-60, 60], "size": 40},
+             {"x": 100, "y": 400, "rgb": "#3050c0", "size": 12}]
+    keras_out = colorizer_lib.colorize(photo, model=colorizer_lib.Colorizer(hint_bundle),
+                                       hints=hints)
+    tflite.add_tflite_to_bundle(hint_bundle, parity_photos=[shared_data / PHOTO])
+    lite = colorizer_lib.Colorizer(str(hint_bundle.path), engine="litert")
+    assert lite.runtime.engine == "LiteRT" and lite.takes_hints
+    lite_out = colorizer_lib.colorize(photo, model=lite, hints=hints)
+    assert np.abs(lite_out.astype(int) - keras_out).max() <= 1
+
+
+def test_saved_model_hint_signature_matches_colorize(hint_bundle, shared_data, tmp_path):
+    photo_bytes = (shared_data / PHOTO).read_bytes()
+    hints = [{"x": 600, "y": 100, "ab": [-60, 60], "size": 40}]
+    exported = saved_model.export(hint_bundle, tmp_path / "export")
+    loaded = tf.saved_model.load(str(exported))
+    assert "colorize_hints" in loaded.signatures
+    points = tf.constant([[[600, 100, -60, 60, 40], [0, 0, 0, 0, 0]]], tf.float32)
+    served = loaded.signatures["colorize_hints"](image_bytes=tf.constant([photo_bytes]),
+                                                 hints=points)
+    served = tf.io.decode_png(served["colorized_bytes"][0]).numpy().astype(int)
+    local = colorizer_lib.colorize(_photo(shared_data), model=colorizer_lib.Colorizer(
+        hint_bundle, engine="keras"), hints=hints)
+    assert np.abs(served - local).max() <= 2
+
+
+def test_serving_client_sends_hints_to_the_hint_signature(hint_bundle, shared_data, tmp_path):
+    from fake_tf_serving import ServingContract, serve
+
+    from koala.serving import client
+
+    exported = saved_model.export(hint_bundle, tmp_path / "export")
+    ServingContract.models = {"koala": tf.saved_model.load(str(exported))}
+    url, server = serve(ServingContract)
+    try:
+        photo = shared_data / PHOTO
+        hints = {"kodim23.png": [{"x": 600, "y": 100, "ab": [-60, 60], "size": 40}]}
+        (written,) = client.colorize_files_via_server(
+            url, "koala", [photo], tmp_path / "out",
+            hints_of=lambda path: hints_lib.for_photo(hints, path))
+        served = image_io.read_image(written).astype(int)
+        local = colorizer_lib.colorize(_photo(shared_data), model=colorizer_lib.Colorizer(
+            hint_bundle, engine="keras"), hints=hints["kodim23.png"])
+        assert np.abs(served - local).max() <= 2
+        automatic = colorizer_lib.colorize(_photo(shared_data), model=colorizer_lib.Colorizer(
+            hint_bundle, engine="keras"))
+        assert np.abs(served - automatic).max() > 2  # the hints reached the model
+        errors = []
+        bad = {"kodim23.png": [{"x": 1, "y": 1, "rgb": "blue"}]}
+        assert client.colorize_files_via_server(
+            url, "koala", [photo], tmp_path / "bad", on_error=lambda p, m: errors.append(m),
+            hints_of=lambda path: hints_lib.for_photo(bad, path)) == []
+        assert len(errors) == 1 and "kodim23.png: hints: hint 0: rgb" in errors[0]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_model_without_hints_refuses_them(tmp_path):
+    colorizer = colorizer_lib.Colorizer(str(save_tiny_bundle(tmp_path)))
+    with pytest.raises(hints_lib.HintError, match="takes no colour hints"):
+        colorizer_lib.colorize(np.zeros((8, 8), np.uint8), model=colorizer,
+                               hints=[{"x": 1, "y": 1, "ab": [0, 0]}])
+
+
+def test_cli_hints_for_a_folder_skip_only_the_photo_with_bad_hints(hint_bundle, shared_data,
+                                                                  tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("kodim01.png", "kodim02.png"):
+        (inputs / name).write_bytes((shared_data / "benchmark" / "kodak24" / name).read_bytes())
+    hints_file = tmp_path / "hints.json"
+    hints_file.write_text(json.dumps({"kodim01.png": [{"x": 10, "y": 10, "rgb": "#ff0000"}],
+                                      "kodim02.png": [{"x": 5000, "y": 10, "ab": [0, 0]}]}))
+    result = subprocess.run(
+        [sys.executable, "-m", "koala.cli", "colorize", str(inputs), "--output",
+         str(tmp_path / "out"), "--model", str(hint_bundle.path), "--hints", str(hints_file)],
+        capture_output=True, text=True, timeout=300)
+    assert (tmp_path / "out" / "kodim01.png").is_file()
+    assert not (tmp_path / "out" / "kodim02.png").exists()
+    lines = [line for line in result.stderr.splitlines() if "kodim02.png" in line]
+    assert lines and "outside the 768x512 image" in lines[0], result.stderr
+    assert result.returncode != 0
