@@ -4,6 +4,8 @@
 
 docs/demo_grid.jpg: `make demo`'s grid (gray | Koala | original on the packaged photos);
 docs/historical.jpg: the first 12 photos of data/historical colorized, packed in rows.
+With --hint_sweep METRICS (a `koala evaluate --hints ...` metrics.json): docs/hints.png,
+PSNR against the number of colour hints beside Zhang et al. 2017's curve.
 """
 
 import argparse
@@ -40,10 +42,52 @@ def packed_rows(images):
     return page
 
 
+def hint_figure(metrics_path, target):
+    """PSNR by number of hints (log-spaced axis, 0 at the left) for each swept model and
+    Zhang et al. 2017, with the gray baseline."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from koala.evaluation import hint_sweep
+
+    results = json.loads(pathlib.Path(metrics_path).read_text())
+    figure, axis = plt.subplots(figsize=(6, 4))
+    position = lambda n: 0.5 if int(n) == 0 else int(n)  # noqa: E731 (0 on a log axis)
+    zhang = hint_sweep.ZHANG_2017_PSNR
+    axis.plot([position(n) for n in zhang], list(zhang.values()), "s--", color="gray",
+              label="Zhang et al. 2017 (ImageNet val, 1000 photos)")
+    for label, sweep in results["hint_sweep"].items():
+        counts = list(sweep["by_hints"])
+        axis.errorbar([position(n) for n in counts],
+                      [sweep["by_hints"][n]["psnr"] for n in counts],
+                      yerr=[sweep["by_hints"][n]["psnr_se"] for n in counts], marker="o",
+                      label=f"Koala {label} ({sweep['photos']} photos/val)")
+        axis.axhline(sweep["gray"]["psnr"], color="black", lw=0.8, ls=":", label="gray (ab = 0)")
+    axis.set_xscale("log")
+    ticks = [0, 1, 2, 5, 10, 20, 50, 100]
+    axis.set_xticks([position(n) for n in ticks], [str(n) for n in ticks])
+    axis.set_xlabel("colour hints (6x6 squares of the true mean colour)")
+    axis.set_ylabel("PSNR (dB), 256x256")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(target, dpi=100)
+    plt.close(figure)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--hint_sweep", default=None, help="metrics.json of koala evaluate --hints")
     args = parser.parse_args()
+    if args.hint_sweep:
+        hint_figure(args.hint_sweep, REPO / "docs" / "hints.png")
+        print("wrote docs/hints.png")
+        return
     with tempfile.TemporaryDirectory() as folder:
         demo.main(["--output", folder])
         grid = image_io.read_image(pathlib.Path(folder, "grid.png"))

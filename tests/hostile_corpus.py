@@ -2,16 +2,23 @@
 
 Each entry is built from a real photo (scikit-image's bundled "coffee", shrunk) and says what
 must come of it: "ok" with the expected upright sRGB pixels, or "error" with a piece of the
-message. The Display-P3 profile is written here (a matrix/TRC ICC v2 profile, the kind
-cameras and phones embed) because ImageCms can only create sRGB, Lab and XYZ profiles;
-ImageCms then converts the photo into it, as a P3 phone would store it.
+message. The ICC profiles are written here because ImageCms can only create sRGB, Lab and XYZ
+profiles: Display P3 (a matrix/TRC ICC v2 profile, the kind cameras and phones embed; ImageCms
+converts the photo into it, as a P3 phone would store it) and a CMYK press profile (a lut16
+A2B0 table with strong dot gain; the CMYK values are computed here from its model, so that
+only a reader that applies the profile gets the photo back).
+
+unreadable.png is chmod 000: root reads it anyway (the capability CAP_DAC_OVERRIDE), so a
+door shows "Permission denied" only when it runs without that power (unprivileged()).
 """
 
 import dataclasses
 import io
 import os
 import pathlib
+import shutil
 import struct
+import subprocess
 import zlib
 
 import cv2
@@ -28,6 +35,8 @@ class Entry:
     expected: np.ndarray | None = None  # the upright sRGB uint8 RGB a reader must return
     message: str = ""  # for errors: a piece of the one-line message (the file is named too)
     tolerance: float = 2.0  # mean absolute error allowed against `expected`, 8-bit levels
+    unmanaged: np.ndarray | None = None  # uint8 RGB a reader that ignores the embedded ICC
+    # profile shows (the stored values, naively converted); None: no profile
 
 
 def base_photo(height=48, width=72):
@@ -66,14 +75,36 @@ def display_p3_profile():
     Colorants are the primaries adapted to the D50 PCS by Bradford, the figures of Apple's
     Display P3 profile.
     """
-    tags = [(b"desc", _tag_description("Display P3 (Koala test)")),
-            (b"wtpt", _tag_xyz((0.9642, 1.0, 0.8249))),
-            (b"rXYZ", _tag_xyz((0.515121, 0.241196, -0.001053))),
-            (b"gXYZ", _tag_xyz((0.291977, 0.692245, 0.041885))),
-            (b"bXYZ", _tag_xyz((0.157104, 0.066574, 0.784073))),
-            (b"rTRC", _tag_srgb_curve()), (b"gTRC", _tag_srgb_curve()),
-            (b"bTRC", _tag_srgb_curve()),
-            (b"cprt", b"text\0\0\0\0public domain\0")]
+    return _profile(b"mntr", b"RGB ", b"XYZ ", [
+        (b"desc", _tag_description("Display P3 (Koala test)")),
+        (b"wtpt", _tag_xyz((0.9642, 1.0, 0.8249))),
+        (b"rXYZ", _tag_xyz((0.515121, 0.241196, -0.001053))),
+        (b"gXYZ", _tag_xyz((0.291977, 0.692245, 0.041885))),
+        (b"bXYZ", _tag_xyz((0.157104, 0.066574, 0.784073))),
+        (b"rTRC", _tag_srgb_curve()), (b"gTRC", _tag_srgb_curve()),
+        (b"bTRC", _tag_srgb_curve()),
+        (b"cprt", b"text\0\0\0\0public domain\0")])
+
+
+def _srgb_to_linear(value):
+    return np.where(value > 0.04045, ((value + 0.055) / 1.055) ** 2.4, value / 12.92)
+
+
+def _linear_to_srgb(value):
+    value = np.clip(value, 0.0, 1.0)
+    return np.where(value > 0.0031308, 1.055 * value ** (1 / 2.4) - 0.055, 12.92 * value)
+
+
+# sRGB's primaries adapted to the D50 PCS (Bradford), the colorants of every sRGB profile
+SRGB_D50 = np.array([[0.436066, 0.385147, 0.143066],
+                     [0.222488, 0.716873, 0.060608],
+                     [0.013916, 0.097076, 0.714096]])
+DOT_GAIN = 2.0  # the press profile's transmittance of a nominal ink coverage c: (1 - c) ** 2
+CMYK_GRID = 9  # CLUT points per ink: the profile stays within one JPEG APP2 marker (64 KB)
+
+
+def _profile(device_class, colour_space, pcs, tags):
+    """ICC v2 bytes: a header and the tag table over `tags` [(signature, data)]."""
     offset = 128 + 4 + 12 * len(tags)
     table, body = [], b""
     for signature, data in tags:
@@ -81,10 +112,75 @@ def display_p3_profile():
         table.append(struct.pack(">4sII", signature, offset + len(body), len(data)))
         body += data
     size = offset + len(body)
-    header = (struct.pack(">I", size) + b"lcms" + struct.pack(">I", 0x02100000) + b"mntr"
-              + b"RGB XYZ " + b"\0" * 12 + b"acsp" + b"\0" * 24 + struct.pack(">I", 0)
+    header = (struct.pack(">I", size) + b"lcms" + struct.pack(">I", 0x02100000) + device_class
+              + colour_space + pcs + b"\0" * 12 + b"acsp" + b"\0" * 24 + struct.pack(">I", 0)
               + _s15(0.9642) + _s15(1.0) + _s15(0.8249) + b"\0" * 48)
     return header + struct.pack(">I", len(tags)) + b"".join(table) + body
+
+
+def cmyk_press_profile():
+    """ICC v2 bytes of a CMYK output profile ("Koala test press"), a lut16 A2B0 to PCSXYZ.
+
+    Model: each ink's coverage c lets through t = (1 - c) ** DOT_GAIN of the light, read as
+    sRGB-encoded (input curves: linear light of t); the CLUT multiplies the C, M, Y
+    transmittances by K's and maps them to XYZ through sRGB's D50 colorants. So through this
+    profile CMYK becomes (linear) sRGB R = t(C) t(K), G = t(M) t(K), B = t(Y) t(K).
+    """
+    entries = 1024
+    ramp = np.linspace(0.0, 1.0, entries)
+    curve = np.round(_srgb_to_linear((1.0 - ramp) ** DOT_GAIN) * 65535).astype(">u2").tobytes()
+    axis = np.linspace(0.0, 1.0, CMYK_GRID)
+    c, m, y, k = np.meshgrid(axis, axis, axis, axis, indexing="ij")  # first ink slowest
+    xyz = np.einsum("ij,...j->...i", SRGB_D50, np.stack([c, m, y], -1)) * k[..., None]
+    clut = np.round(xyz * 32768).clip(0, 65535).astype(">u2").tobytes()  # u1Fixed15
+    identity = b"".join(_s15(v) for v in (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    lut = (b"mft2\0\0\0\0" + bytes([4, 3, CMYK_GRID, 0]) + identity
+           + struct.pack(">HH", entries, 2) + curve * 4 + clut
+           + np.array([0, 65535], ">u2").tobytes() * 3)
+    return _profile(b"prtr", b"CMYK", b"XYZ ", [
+        (b"desc", _tag_description("Koala test press (CMYK)")),
+        (b"wtpt", _tag_xyz((0.9642, 1.0, 0.8249))), (b"A2B0", lut),
+        (b"cprt", b"text\0\0\0\0public domain\0")])
+
+
+def to_press_cmyk(rgb):
+    """sRGB uint8 -> uint8 CMYK that cmyk_press_profile turns back into `rgb` (the model's
+    inverse, computed here: K takes the darkness out, C, M, Y the rest)."""
+    linear = _srgb_to_linear(rgb / 255.0)
+    black = linear.max(axis=-1, keepdims=True)  # t(K) in linear light
+    share = np.where(black > 0, linear / np.maximum(black, 1e-12), 0.0)  # t(C), t(M), t(Y)
+
+    def coverage(transmittance):  # t = srgb_to_linear((1 - c) ** DOT_GAIN), solved for c
+        return 1.0 - _linear_to_srgb(transmittance) ** (1.0 / DOT_GAIN)
+
+    cmyk = np.concatenate([coverage(share), coverage(black)], -1)
+    return np.round(cmyk * 255).astype(np.uint8)
+
+
+def srgb_to_display_p3_16(rgb):
+    """sRGB uint8 -> the same colours as 16-bit Display P3 values (D65 matrices, sRGB curve),
+    computed here, not by LittleCMS."""
+    srgb_to_xyz = np.array([[0.4124564, 0.3575761, 0.1804375],
+                            [0.2126729, 0.7151522, 0.0721750],
+                            [0.0193339, 0.1191920, 0.9503041]])
+    p3_to_xyz = np.array([[0.4865709, 0.2656677, 0.1982173],
+                          [0.2289746, 0.6917385, 0.0792869],
+                          [0.0000000, 0.0451134, 1.0439444]])
+    linear = _srgb_to_linear(rgb / 255.0) @ (np.linalg.inv(p3_to_xyz) @ srgb_to_xyz).T
+    return np.round(_linear_to_srgb(linear) * 65535).astype(np.uint16)
+
+
+def png_with_profile(path, image, profile):
+    """Writes `image` (RGB, uint8 or uint16) as a PNG by OpenCV, with an iCCP chunk holding
+    `profile` (OpenCV writes none; Pillow writes no 16-bit colour PNG)."""
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]))
+    assert ok
+    data = encoded.tobytes()
+    iccp = b"ICC profile\0\0" + zlib.compress(profile)
+    chunk = (struct.pack(">I", len(iccp)) + b"iCCP" + iccp
+             + struct.pack(">I", zlib.crc32(b"iCCP" + iccp) & 0xFFFFFFFF))
+    end_of_ihdr = 8 + 4 + 4 + 13 + 4
+    pathlib.Path(path).write_bytes(data[:end_of_ihdr] + chunk + data[end_of_ihdr:])
 
 
 def to_display_p3(rgb):
@@ -129,9 +225,28 @@ def _frames(base, path, fmt):
     frames[0].save(path, fmt, save_all=True, append_images=frames[1:])
 
 
-def build(folder, bomb=None):
+def unprivileged():
+    """A command prefix that runs a door the way an ordinary user reads files: [] when this
+    process is not root (file permissions apply to it already); for root, util-linux's
+    setpriv dropping the capabilities that bypass them (CAP_DAC_OVERRIDE, _READ_SEARCH), so
+    a chmod 000 file is refused while root's own 0700 folders stay open. None (with the
+    reason) where root cannot drop them."""
+    if os.geteuid() != 0:
+        return [], None
+    prefix = [shutil.which("setpriv") or "setpriv", "--inh-caps=-all",
+              "--bounding-set=-dac_override,-dac_read_search", "--"]
+    try:
+        subprocess.run([*prefix, "true"], check=True, capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as error:
+        return None, f"root, and setpriv cannot drop CAP_DAC_OVERRIDE here: {error}"
+    return prefix, None
+
+
+def build(folder, bomb=None, unprivileged_reader=False):
     """Writes the corpus into `folder`; returns {name: Entry}. `bomb`: an existing bomb file
-    to link (building one takes ~1 s), else one is written."""
+    to link (building one takes ~1 s), else one is written. `unprivileged_reader`: the
+    outcomes for a door run through unprivileged() (unreadable.png is then refused even
+    when this process is root)."""
     folder = pathlib.Path(folder)
     base = base_photo()
     gray = cv2.cvtColor(base, cv2.COLOR_RGB2GRAY)
@@ -151,11 +266,19 @@ def build(folder, bomb=None):
     error("truncated.jpg", "truncated or corrupt")
     (folder / "notes.jpg").write_text("this is a text file, not a photo\n")
     error("notes.jpg", "not an image")
-    Image.fromarray(base).convert("CMYK").save(folder / "cmyk.jpg", quality=95)
+    cmyk = Image.fromarray(to_press_cmyk(base), "CMYK")  # a press file: converted through
+    cmyk.save(folder / "cmyk.jpg", quality=95, icc_profile=cmyk_press_profile())  # its profile
     ok("cmyk.jpg", base, tolerance=4.0)
+    entries[-1].unmanaged = np.asarray(Image.open(folder / "cmyk.jpg").convert("RGB"))
+    Image.fromarray(base).convert("CMYK").save(folder / "cmyk_no_profile.jpg", quality=95)
+    ok("cmyk_no_profile.jpg", base, tolerance=4.0)  # no profile: the plain inversion
     cv2.imwrite(str(folder / "rgb16.png"),
                 cv2.cvtColor(base, cv2.COLOR_RGB2BGR).astype(np.uint16) * 257)
     ok("rgb16.png", base, tolerance=0.01)
+    p3_16 = srgb_to_display_p3_16(base)  # 16-bit with a foreign profile: to sRGB at 8 bits
+    png_with_profile(folder / "rgb16_p3.png", p3_16, display_p3_profile())
+    ok("rgb16_p3.png", base, tolerance=1.5)
+    entries[-1].unmanaged = (p3_16 >> 8).astype(np.uint8)
     cv2.imwrite(str(folder / "gray16.png"), gray.astype(np.uint16) * 257)
     ok("gray16.png", np.dstack([gray] * 3), tolerance=0.01)
     rgba = np.dstack([base, np.full(gray.shape, 255, np.uint8)])
@@ -172,6 +295,7 @@ def build(folder, bomb=None):
     p3_image, profile = to_display_p3(base)
     p3_image.save(folder / "display_p3.png", icc_profile=profile)
     ok("display_p3.png", base, tolerance=1.5)
+    entries[-1].unmanaged = np.asarray(p3_image)
     if bomb is None:
         write_png_bomb(folder / "huge.png")
     else:
@@ -191,7 +315,7 @@ def build(folder, bomb=None):
     error("loop_b.jpg", "symbolic links")
     Image.fromarray(base).save(folder / "unreadable.png")
     os.chmod(folder / "unreadable.png", 0)
-    if os.geteuid() == 0:  # root reads any file: the entry is then an ordinary photo
+    if os.geteuid() == 0 and not unprivileged_reader:  # root reads any file: a photo
         ok("unreadable.png", base, tolerance=0.01)
     else:
         error("unreadable.png", "Permission denied")

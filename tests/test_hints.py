@@ -7,22 +7,18 @@ import subprocess
 import sys
 
 import cv2
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from colorize_helpers import save_tiny_bundle
+from hint_helpers import PHOTO, hint_bundle, shipped_hint_bundle  # noqa: F401 (fixtures)
 
 from koala import hints as hints_lib
 from koala import image_io
-from koala.bundle import files, keras_bundle
+from koala.bundle import files
 from koala.data import simulated_hints
 from koala.inference import colorizer as colorizer_lib
 from koala.serving import graph, saved_model, tflite
-from koala.training import config as training_config, loop
-
-PHOTO = "benchmark/kodak24/kodim23.png"  # 768 x 512
-TRAIN_STEPS = 30
 
 
 # --------------------------------------------------------------------------- the hint map
@@ -107,22 +103,6 @@ def test_simulated_hints_follow_the_paper_distribution():
 
 # --------------------------------------------------------------------------- a hint bundle
 
-@pytest.fixture(scope="module")
-def hint_bundle(tmp_path_factory, shared_data):
-    """A hint model as `koala train` makes it: default:tiny with hints, a few steps."""
-    workdir = tmp_path_factory.mktemp("hint_run")
-    config = training_config.load_config("default:tiny")
-    config.model.kwargs.hints = config.data.hints = True
-    config.train.steps = TRAIN_STEPS
-    config.eval.every_steps = config.checkpoint.every_steps = TRAIN_STEPS
-    config.optimizer.learning_rate = 3e-3
-    config.data.train_photos = str(shared_data / "benchmark" / "kodak24")
-    config.data.val_photos = str(shared_data / "photos" / "val")
-    keras.backend.clear_session()
-    loop.train(config, workdir, strategy=tf.distribute.get_strategy())
-    return keras_bundle.load(workdir)
-
-
 def _photo(shared_data):
     return image_io.read_image(shared_data / PHOTO)
 
@@ -202,6 +182,24 @@ def test_serving_client_sends_hints_to_the_hint_signature(hint_bundle, shared_da
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_palette_offers_the_likeliest_bins_in_keras_and_litert(shipped_hint_bundle,
+                                                               shared_data):
+    photo = _photo(shared_data)
+    palettes = {engine: colorizer_lib.Colorizer(str(shipped_hint_bundle), engine=engine)
+                .palette(photo, 600, 100) for engine in ("keras", "litert")}
+    for colours in palettes.values():
+        assert len(colours) == 8
+        probabilities = [c["probability"] for c in colours]
+        assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1
+        assert all(len(c["rgb"]) == 7 and c["rgb"].startswith("#") for c in colours)
+    assert [c["ab"] for c in palettes["keras"][:3]] == [c["ab"] for c in palettes["litert"][:3]]
+    # the suggestion is of that point: the distribution differs between far-apart points
+    other = colorizer_lib.Colorizer(str(shipped_hint_bundle)).palette(photo, 20, 500)
+    assert [c["probability"] for c in other] != [c["probability"] for c in palettes["litert"]]
+    with pytest.raises(hints_lib.HintError, match="outside"):
+        colorizer_lib.Colorizer(str(shipped_hint_bundle)).palette(photo, 900, 10)
 
 
 def test_a_model_without_hints_refuses_them(tmp_path):

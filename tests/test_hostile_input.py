@@ -4,13 +4,22 @@ Each entry point has a table: corpus entry -> expected outcome, where "ok" means
 correctly (the reader's pixels match the true upright sRGB photo), "error: TEXT" a one-line
 error that names the file and contains TEXT, and a few door-specific outcomes. Every door
 takes the whole corpus as one batch: one bad file never stops the others, and no input is
-overwritten. The app (koala/app/) is built elsewhere: see APP_HOOK at the end.
+overwritten. The doors: the reader, records, `koala colorize` (reading files as an
+ordinary user does, without root's power to read any file, so that the unreadable file is
+refused even when the tests run as root), colorize(), evaluate, the exported graph, the TF
+Serving client, the study and the app (`koala app`'s upload API).
 """
 
 import hashlib
+import http.client
+import json
+import os
 import pathlib
 import subprocess
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import cv2
 import hostile_corpus
@@ -115,14 +124,19 @@ def _new_output(before, after, name):
 
 
 def test_colorize_command_table(tmp_path, bomb, tiny_bundle):  # noqa: F811
-    """`koala colorize FOLDER --output FOLDER`: outputs beside the inputs, none replaced."""
-    entries = hostile_corpus.build(tmp_path, bomb)
+    """`koala colorize FOLDER --output FOLDER`, run as a user who may not read
+    unreadable.png: outputs beside the inputs, none replaced, "Permission denied" for it."""
+    prefix, reason = hostile_corpus.unprivileged()
+    if prefix is None:
+        pytest.skip(reason)
+    entries = hostile_corpus.build(tmp_path, bomb, unprivileged_reader=True)
+    assert entries["unreadable.png"].message == "Permission denied"
     before = tree_digest(tmp_path)
     result = subprocess.run(
-        [sys.executable, "-m", "koala.cli", "colorize", str(tmp_path), f"--output={tmp_path}",
-         f"--model={tiny_bundle}", "--keep_color", "--batch_size=4"],
+        [*prefix, sys.executable, "-m", "koala.cli", "colorize", str(tmp_path),
+         f"--output={tmp_path}", f"--model={tiny_bundle}", "--keep_color", "--batch_size=4"],
         cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 1  # some inputs failed ...
+    assert result.returncode == 1, result.stderr[-3000:]  # some inputs failed ...
     after = tree_digest(tmp_path)
     assert all(after[path] == digest for path, digest in before.items())  # ... none changed
     for name, outcome in expected_outcomes(entries).items():
@@ -181,6 +195,7 @@ GRAPH = {  # the graph reads bytes: no EXIF, no ICC, JPEG/PNG/GIF/BMP only
     "notes.jpg": "error: Unknown image file format", "huge.png": "error: exceeds the limit",
     "pages.tif": "error: Unknown image file format", "exif_rotated.jpg": "ok, stored orientation",
     "display_p3.png": "ok, profile ignored", "cmyk.jpg": "ok, profile ignored",
+    "rgb16_p3.png": "ok, profile ignored", "cmyk_no_profile.jpg": "ok, TF's own CMYK inversion",
     "dangling.jpg": "n/a (a file error)", "loop_a.jpg": "n/a (a file error)",
     "loop_b.jpg": "n/a (a file error)"}
 
@@ -213,8 +228,10 @@ def test_export_graph_table(corpus, served):
         truth = entries[name].expected
         if outcome == "ok, stored orientation":
             truth = np.rot90(truth)
+        elif outcome == "ok, profile ignored":  # the stored values, as if they were sRGB
+            truth = entries[name].unmanaged
         assert output.shape == truth.shape, name
-        tolerance = 2.0 if outcome == "ok" else 6.0
+        tolerance = 2.0 if outcome in ("ok", "ok, profile ignored") else 6.0
         assert np.abs(lab(output)[..., 0] - lab(truth)[..., 0]).mean() < tolerance, name
 
 
@@ -308,6 +325,76 @@ def test_study_table(corpus, tmp_path):
                          expected[name].removeprefix("error: "))
 
 
-# APP_HOOK: koala/app/ (built by another helper) takes uploads; its table belongs here:
-# post each corpus entry's bytes and expect expected_outcomes(entries) with HTTP 400 + the
-# message for errors and 413 for bodies over its cap.
+# --------------------------------------------------------------------------- app
+
+APP_MAX_BYTES = 1 << 20  # above every corpus file (the bomb is ~0.4 MB): pixels refuse it
+APP = {  # the app's answer: "STATUS: a piece of its JSON message" (it names the upload)
+    "empty.jpg": "422: empty upload", "truncated.jpg": "422: truncated or corrupt",
+    "notes.jpg": "422: not an image", "huge.png": "413: 20000x20000 pixels exceeds the limit"}
+
+
+def _upload(base, name, data, query="keep_color=1"):
+    """POSTs `data` as the page does; returns (status, body)."""
+    request = urllib.request.Request(
+        f"{base}/api/colorize?{query}", data=data,
+        headers={"Content-Type": "application/octet-stream",
+                 "X-Filename": urllib.parse.quote(name)})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_app_table(corpus, tiny_colorizer):  # noqa: F811
+    """`koala app`'s upload API (koala.app.server, served by uvicorn as the command does) on
+    the bytes of every corpus entry: colour photos come back as read (keep_color), gray ones
+    with their L; every bad file is refused with its status and a one-line JSON message that
+    names it; a body over the byte cap is refused before it is read."""
+    import servers  # noqa: PLC0415
+
+    from koala.app.server import create_colorize_app  # noqa: PLC0415
+
+    folder, entries = corpus
+    expected = expected_outcomes(entries, APP)
+    assert {n for n, o in expected.items() if not o.startswith("ok")} == \
+        {n for n, e in entries.items() if e.outcome == "error"}  # every bad file, no fewer
+    answers = {}
+    with servers.running(create_colorize_app(tiny_colorizer, max_bytes=APP_MAX_BYTES)) as base:
+        for name in expected:
+            try:
+                data = (folder / name).read_bytes()
+            except OSError:  # no bytes to send: a file error, not the app's
+                assert name in FILE_ERRORS or entries[name].message == "Permission denied"
+                continue
+            answers[name] = _upload(base, name, data)
+        connection = http.client.HTTPConnection(urllib.parse.urlsplit(base).netloc, timeout=30)
+        connection.putrequest("POST", "/api/colorize")  # a body over the cap: refused on
+        connection.putheader("Content-Length", str(APP_MAX_BYTES + 1))  # its declared size,
+        connection.putheader("X-Filename", "big.png")  # before a byte of it is sent
+        connection.endheaders()
+        answer = connection.getresponse()
+        too_big = answer.status, answer.read()
+        connection.close()
+    assert set(answers) == set(expected) - set(FILE_ERRORS) - (
+        set() if os.geteuid() == 0 else {"unreadable.png"})
+    for name, (status, body) in answers.items():
+        if expected[name] == "ok":
+            assert status == 200, (name, body[:300])
+            output = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+            if name in ("gray16.png", "gray_alpha.png"):
+                assert np.abs(lab(output)[..., 0] - lab(entries[name].expected)[..., 0]
+                              ).mean() < 0.5, name
+            else:
+                hostile_corpus.check(entries[name], output)
+            continue
+        want_status, _, text = expected[name].partition(": ")
+        if not want_status.isdigit():  # the reader's own error, for the bytes: 422
+            want_status, text = "422", expected[name].removeprefix("error: ")
+        assert status == int(want_status), (name, status, body[:300])
+        message = json.loads(body)["error"]
+        assert message.startswith(f"{name}: ") and text in message and "\n" not in message, \
+            (name, message)
+    status, body = too_big
+    assert status == 413 and json.loads(body)["error"].startswith(
+        "big.png: larger than the upload limit"), body
