@@ -49,7 +49,7 @@ colorize: $(STAMP)
 	$(BIN)/koala colorize $(INPUT) --output $(OUT)/colorized
 
 export: $(STAMP)
-	$(BIN)/koala export --model default --output export/koala --tflite --quantize dynamic
+	$(BIN)/koala export --model default --output export/koala --format saved_model,tflite --quantize dynamic
 
 bench: $(STAMP)
 	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
@@ -61,14 +61,15 @@ report: $(STAMP)
 # DEFAULT_VARIANT=continue or unfrozen (the runs that made v2 and v3), rebalanced, deeper,
 # crop192, features, deeper192 (measured, not shipped: MODEL_CARD.md), lite2 (not measured), or
 # DEFAULT_ARGS=--config.model.init=default continue from the shipped bundle with a fresh
-# optimizer; the selection then keeps its training log (it reads the run's config.json).
+# optimizer; `koala ship` then keeps its training log (it reads the run's config.json), and
+# selects on the run's own validation photos with the prior of its training photos.
+# SELECT_ARGS: flags of `koala ship` (e.g. --limit 200 --sizes 192).
 DEFAULT_VARIANT ?=
 DEFAULT_ARGS ?=
 default-model: $(STAMP)
 	$(BIN)/koala train --experiment default$(if $(DEFAULT_VARIANT),:$(DEFAULT_VARIANT)) \
 		--workdir runs/default $(DEFAULT_ARGS)
-	$(BIN)/python data_prep/select_default_model.py --workdir runs/default --data $(SHARED)/data --ship \
-		$(SELECT_ARGS)
+	$(BIN)/koala ship --model runs/default --figure docs/vividness.png $(SELECT_ARGS)
 
 app: $(STAMP)
 	$(BIN)/koala app --model default

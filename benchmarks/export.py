@@ -105,7 +105,7 @@ def main():
         scratch = pathlib.Path(scratch)
         bundle, stand_in = load_bundle(args.model, scratch)
         start = time.perf_counter()
-        path = pathlib.Path(saved_model.export(bundle, scratch / "export", tflite=True,
+        path = pathlib.Path(saved_model.export(bundle, scratch / "export", formats=("saved_model", "tflite"),
                                                quantize="dynamic", parity_photos=photos))
         export_seconds = time.perf_counter() - start
         meta = saved_model.read_metadata(path)

@@ -41,31 +41,6 @@ def demo_hints():
     return hints_lib.parse_json(text, "koala/demo_hints.json")
 
 
-def save_hint_rows(rows, path):
-    """One row per photo: gray | automatic | with hints (points drawn) | original."""
-    import cv2
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(len(rows), 4, figsize=(12, 3 * len(rows)), squeeze=False)
-    for row_axes, (name, hints, images) in zip(axes, rows):
-        marked = images[2].copy()
-        for hint in hints:
-            centre = (int(round(hint["x"])), int(round(hint["y"])))
-            cv2.circle(marked, centre, 7, (255, 255, 255), 2)
-            cv2.circle(marked, centre, 9, (0, 0, 0), 1)
-        for axis, image, title in zip(row_axes, (images[0], images[1], marked, images[3]),
-                                      ("gray", "automatic", f"{len(hints)} hints", "original")):
-            axis.imshow(image)
-            axis.set_axis_off()
-            axis.set_title(f"{name}: {title}", fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
-
-
 def measure(prediction, truth):
     from koala import color
     from koala.evaluation import metrics
@@ -76,22 +51,36 @@ def measure(prediction, truth):
             "colorfulness": metrics.colorfulness(prediction)}
 
 
-def save_grid(rows, path):
-    """One row per photo: gray | Koala | original."""
+def save_grid(rows, path, titles=("gray", "Koala", "original")):
+    """One row per photo, one column per title: rows are (name, images)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(len(rows), 3, figsize=(9, 2.6 * len(rows)))
+    columns = len(titles)
+    figure, axes = plt.subplots(len(rows), columns, figsize=(3 * columns, 2.6 * len(rows)),
+                                squeeze=False)
     for row_axes, (name, images) in zip(axes, rows):
-        for axis, image, title in zip(row_axes, images, ("gray", "Koala", "original")):
+        for axis, image, title in zip(row_axes, images, titles):
             axis.imshow(image)
             axis.set_axis_off()
             axis.set_title(f"{name}: {title}", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=80)
     plt.close(figure)
+
+
+def marked(image, hints):
+    """`image` with a ring drawn at each hint's centre (what the user clicked)."""
+    import cv2
+
+    out = image.copy()
+    for hint in hints:
+        centre = (int(round(hint["x"])), int(round(hint["y"])))
+        cv2.circle(out, centre, 7, (255, 255, 255), 2)
+        cv2.circle(out, centre, 9, (0, 0, 0), 1)
+    return out
 
 
 def main(argv=None):
@@ -138,11 +127,12 @@ def main(argv=None):
             automatic = colorizer.colorize_many([gray])[0]
             hinted = colorizer.colorize_many([gray], hints=[hints])[0]
             image_io.write_image(output / f"{name}_hints.png", hinted)
-            hint_rows.append((name, hints, (gray, automatic, hinted, truth)))
+            hint_rows.append((name, (gray, automatic, marked(hinted, hints), truth)))
             auto, steered = measure(automatic, truth), measure(hinted, truth)
             lines.append(f"| {name} | {len(hints)} | {auto['psnr']:.2f} | {steered['psnr']:.2f} "
                          f"| {steered['colorfulness'] / measure(truth, truth)['colorfulness']:.2f} |")
-        save_hint_rows(hint_rows, output / "hints.png")
+        save_grid(hint_rows, output / "hints.png",
+                  ("gray", "automatic", "with the hints (rings)", "original"))
     (output / "metrics.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"\nwrote {output / 'grid.png'}, {output / 'metrics.md'} and {len(table)} colorized "

@@ -61,7 +61,7 @@ TENSORFLOW_FREE_CASES = [
                "--db", "{root}/study.sqlite"], ["no photos", "{root}/empty"]),
     ("study", ["vote"], ["usage: koala study serve"]),
     ("report", ["--data", "{root}/missing"], ["--data", "{root}/missing"]),
-    ("export", ["--tflite", "--parity_images", "{root}/empty"], ["--parity_images"]),
+    ("export", ["--format", "tflite", "--parity_images", "{root}/empty"], ["--parity_images"]),
     ("export", ["--output", "{root}/export", "--quantize=int4"], ["--quantize"]),
     ("evaluate", ["--input", "{root}", "--output", "{root}/out", "--limit=some"], ["--limit"]),
     ("records", ["--input", "{root}", "--output", "{root}/rec", "--worker_index=3"],

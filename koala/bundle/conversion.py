@@ -1,7 +1,7 @@
 """A bundle's model as a TFLite flatbuffer (built-in ops only), for phones and LiteRT, and the
 shipped model's LiteRT copy converted once on first use.
 
-Both `koala colorize` (koala.inference.runtime, on first use) and `koala export --tflite`
+Both `koala colorize` (koala.inference.runtime, on first use) and `koala export --format tflite`
 (koala.serving.tflite, which adds parity figures and writes files) convert here.
 """
 

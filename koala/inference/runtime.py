@@ -2,7 +2,7 @@
 
 Both runtimes map L in Lab units [N, h, w, 1] at a working shape (and, for a hint model,
 koala.hints' map [N, h, w, 3]) to ab in Lab units [N, h, w, 2]. The .tflite (written by
-`koala export --tflite`) holds the model together with its input scaling and output
+`koala export --format tflite`) holds the model together with its input scaling and output
 decoding, so the LiteRT path needs neither TensorFlow nor Keras: importing TensorFlow costs
 ~3.7 s and ~1 GB here, ai_edge_litert ~0.1 s. Bundles are read through koala.bundle.files
 (TF-free); koala.bundle.keras_bundle only on the Keras path.
@@ -23,7 +23,6 @@ from absl import logging
 from koala import vividness as vividness_lib
 from koala.bundle import files
 
-ENGINES = ("auto", "litert", "keras")
 
 
 class LiteRTRuntime:
@@ -163,11 +162,49 @@ def is_keras_bundle(model):
     return module is not None and isinstance(model, module.Bundle)
 
 
+def _litert(path, info, required):
+    """LiteRTRuntime of the bundle's current .tflite (the shipped model's is converted and
+    cached on first use), or None; `required`: FileNotFoundError instead of None."""
+    tflite = files.current_tflite(path)
+    if tflite is None and path == files.DEFAULT_DIR:
+        try:
+            from koala.bundle import conversion  # noqa: PLC0415 (this once: Keras and TF)
+
+            tflite = conversion.cached_tflite(path)
+        except OSError as error:  # an unwritable cache: this run goes through Keras
+            logging.warning("could not cache the LiteRT copy of %s: %s", path, error)
+    if tflite is None:
+        if required:
+            raise FileNotFoundError(f"{path} has no {files.TFLITE_FILE} converted from its "
+                                    f"{files.KERAS_FILE}: `koala export --format tflite "
+                                    f"--model {path}` adds one")
+        logging.info("model %s: Keras/TensorFlow (%s has no %s converted from its %s; "
+                     "`koala export --format tflite --model %s` adds one)", info.name, path,
+                     files.TFLITE_FILE, files.KERAS_FILE, path)
+        return None, info
+    logging.info("model %s: LiteRT (%s)", info.name, tflite)
+    return LiteRTRuntime(tflite, default_vividness=info.meta.get("vividness")), info
+
+
+def _keras(path, info, required):
+    from koala.bundle import keras_bundle as keras_lib  # noqa: PLC0415 (Keras and TensorFlow)
+
+    loaded = keras_lib.load(path)
+    return KerasRuntime(loaded), loaded
+
+
+# engine -> (bundle path, BundleInfo, required) -> (runtime or None, what it runs); "auto"
+# takes the first that can run the bundle. A new runtime is one entry.
+RUNTIMES = {"litert": _litert, "keras": _keras}
+ENGINES = ("auto", *RUNTIMES)
+
+
 def load(model="default", engine="auto"):
     """A bundle name, path or loaded Bundle -> (runtime, BundleInfo or Bundle).
 
-    engine: "auto" (LiteRT when the bundle has a current .tflite; the shipped default
-    model gets one built and cached on first use), "litert" or "keras".
+    engine: "auto" (the first of RUNTIMES that can run it: LiteRT when the bundle has a
+    current .tflite, the shipped default model's built and cached on first use; else Keras),
+    or a name of RUNTIMES.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
@@ -175,26 +212,8 @@ def load(model="default", engine="auto"):
         return KerasRuntime(model), model
     path = files.resolve(model, (files.KERAS_FILE, files.TFLITE_FILE))
     info = files.read_info(path)
-    tflite = files.current_tflite(path) if engine != "keras" else None
-    if engine == "litert" and tflite is None:
-        raise FileNotFoundError(f"{path} has no {files.TFLITE_FILE} converted from its "
-                                f"{files.KERAS_FILE}: `koala export --tflite --model {path}` "
-                                "adds one")
-    if tflite is None and engine == "auto" and path == files.DEFAULT_DIR:
-        try:
-            from koala.bundle import conversion  # noqa: PLC0415 (this once: Keras and TF)
-
-            tflite = conversion.cached_tflite(path)
-        except OSError as error:  # an unwritable cache: this run goes through Keras
-            logging.warning("could not cache the LiteRT copy of %s: %s", path, error)
-    if tflite is not None:
-        logging.info("model %s: LiteRT (%s)", info.name, tflite)
-        return LiteRTRuntime(tflite, default_vividness=info.meta.get("vividness")), info
-    if engine == "auto":
-        logging.info("model %s: Keras/TensorFlow (%s has no %s converted from its %s; "
-                     "`koala export --tflite --model %s` adds one)", info.name, path,
-                     files.TFLITE_FILE, files.KERAS_FILE, path)
-    from koala.bundle import keras_bundle as keras_lib  # noqa: PLC0415 (Keras and TensorFlow)
-
-    keras_bundle = keras_lib.load(path)
-    return KerasRuntime(keras_bundle), keras_bundle
+    for name in RUNTIMES if engine == "auto" else (engine,):
+        runtime, bundle = RUNTIMES[name](path, info, required=engine != "auto")
+        if runtime is not None:
+            return runtime, bundle
+    raise FileNotFoundError(f"{path}: no runtime can run it")  # keras always can

@@ -6,9 +6,11 @@ The graph itself is koala.serving.graph.
 
 Layout of an export (TF Serving discovers only integer version directories):
 
-    DIR/<version>/saved_model.pb, variables/   the SavedModel
+    DIR/<version>/saved_model.pb, variables/   format "saved_model" (the default)
+    DIR/<version>/model.tflite                 format "tflite" (model_int8.tflite: dynamic)
     DIR/<version>/koala_export.json            what was exported, from what, figures
-    DIR/<version>/model.tflite                 with --tflite (model_int8.tflite: dynamic)
+
+FORMATS is the one table of what an export can hold: a new format is one entry.
 
 DIR may be local or a gs:// (any tf.io.gfile) URL: TF Serving reads model_base_path from GCS.
 """
@@ -143,7 +145,7 @@ def directory_bytes(directory):
     return sum(p.stat().st_size for p in pathlib.Path(directory).rglob("*") if p.is_file())
 
 
-def metadata(bundle, version, max_pixels, saved_model_dir):
+def metadata(bundle, version, max_pixels):
     """koala_export.json: what was exported, from what, with which software, and its size."""
     return {
         "koala_version": koala.__version__,
@@ -157,22 +159,39 @@ def metadata(bundle, version, max_pixels, saved_model_dir):
                        if name in SIGNATURES},
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
-        "saved_model_bytes": directory_bytes(saved_model_dir),
     }
 
 
-def export(bundle, output_dir, version=None, tflite=False, quantize=None, parity_photos=None,
-           max_pixels=image_io.DEFAULT_MAX_PIXELS):
-    """Writes OUTPUT_DIR/<version>/ and returns its path (a string); the metadata holds the
-    figures.
+def _saved_model_format(bundle, directory, options):
+    write_saved_model(bundle, directory, options["max_pixels"])
+    return {"saved_model_bytes": directory_bytes(directory)}
+
+
+def _tflite_format(bundle, directory, options):
+    return {"tflite": tflite_lib.write_tflite(bundle, directory, options["quantize"],
+                                              options["parity_photos"])}
+
+
+# export format -> writer(bundle, version directory, options) -> its figures for the metadata
+FORMATS = {"saved_model": _saved_model_format, "tflite": _tflite_format}
+
+
+def export(bundle, output_dir, version=None, formats=("saved_model",), quantize=None,
+           parity_photos=None, max_pixels=image_io.DEFAULT_MAX_PIXELS):
+    """Writes OUTPUT_DIR/<version>/ with each of `formats` (keys of FORMATS) and returns its
+    path (a string); the metadata holds the figures.
 
     The version is assembled in a hidden temporary directory and only then put in place:
     TF Serving polls OUTPUT_DIR and must never see a half-written version. Locally that is
     one rename; a URL (gs://) has no directory rename, so the staged files are copied up
     with saved_model.pb last (TF Serving loads a version once its saved_model.pb is there).
     """
-    if quantize and not tflite:
-        raise ExportError("--quantize applies to the TFLite file: add --tflite")
+    unknown = [name for name in formats if name not in FORMATS]
+    if unknown or not formats:
+        raise ExportError(f"--format: {', '.join(unknown) or 'none given'}; choose from "
+                          f"{', '.join(FORMATS)}")
+    if quantize and "tflite" not in formats:
+        raise ExportError("--quantize applies to the TFLite file: add --format tflite")
     output_dir = str(output_dir)
     version = choose_version(output_dir, version)
     remote = paths.is_url(output_dir)
@@ -182,11 +201,12 @@ def export(bundle, output_dir, version=None, tflite=False, quantize=None, parity
                                             dir=None if remote else output_dir))
     staging.chmod(0o755)  # mkdtemp makes it private; a serving container may run as another user
     target = paths.join(output_dir, str(version))
+    options = {"max_pixels": max_pixels, "quantize": quantize, "parity_photos": parity_photos}
     try:
-        write_saved_model(bundle, staging, max_pixels)
-        meta = metadata(bundle, version, max_pixels, staging)
-        if tflite:
-            meta["tflite"] = tflite_lib.write_tflite(bundle, staging, quantize, parity_photos)
+        meta = metadata(bundle, version, max_pixels)
+        for name in formats:
+            meta.update(FORMATS[name](bundle, staging, options))
+        meta["formats"] = list(formats)
         (staging / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         if remote:
             _copy_up(staging, target)
@@ -194,8 +214,7 @@ def export(bundle, output_dir, version=None, tflite=False, quantize=None, parity
             staging.rename(target)  # raises if another export filled this version meanwhile
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    logging.info("exported %s (%.1f MB SavedModel) to %s", bundle.name,
-                 meta["saved_model_bytes"] / 1e6, target)
+    logging.info("exported %s (%s) to %s", bundle.name, ", ".join(formats), target)
     return target
 
 

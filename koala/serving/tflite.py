@@ -2,7 +2,7 @@
 
 The file maps L at a working shape to ab (koala.inference.runtime runs it without
 TensorFlow); its parity with the Keras model is measured on real photos and recorded.
-`koala export --tflite` without --output adds model.tflite to the bundle itself
+`koala export --format tflite` without --output adds model.tflite to the bundle itself
 (add_tflite_to_bundle): `koala colorize` then runs that bundle in LiteRT.
 """
 

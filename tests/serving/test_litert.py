@@ -1,6 +1,6 @@
 """Colorizing through LiteRT: no TensorFlow in the process, the Keras path's pixels, any shape.
 
-The .tflite files here are what `koala export --tflite` writes (koala.serving.tflite), run by
+The .tflite files here are what `koala export --format tflite` writes (koala.serving.tflite), run by
 koala.inference.runtime exactly as `koala colorize` runs them.
 """
 
@@ -95,7 +95,7 @@ def test_retrained_bundle_runs_keras_until_exported_again(tmp_path, sample_photo
     keras_bundle.save(path, retrained.model, retrained.meta)  # model.keras changes, .tflite stays
     with caplog.at_level("INFO", logger="absl"):  # whatever verbosity an earlier test left
         assert colorizer_lib.Colorizer(path).runtime.engine == "Keras"
-    assert "Keras/TensorFlow" in caplog.text and "koala export --tflite" in caplog.text
+    assert "Keras/TensorFlow" in caplog.text and "koala export --format tflite" in caplog.text
     tflite.add_tflite_to_bundle(keras_bundle.load(path), parity_photos=sample_photos(1))
     assert colorizer_lib.Colorizer(path).runtime.engine == "LiteRT"
 
@@ -137,7 +137,7 @@ def test_litert_carries_the_vividness_control(tmp_path, sample_photos):
 
 def test_litert_engine_without_a_tflite_names_the_fix(tmp_path):
     path = save_tiny_bundle(tmp_path / "plain")
-    with pytest.raises(FileNotFoundError, match="koala export --tflite"):
+    with pytest.raises(FileNotFoundError, match="koala export --format tflite"):
         colorizer_lib.Colorizer(path, engine="litert")
 
 
