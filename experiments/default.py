@@ -2,29 +2,13 @@
 
 Trained from photo folders with random-scale crops (koala.data.photo_crops), Huber on ab plus
 the soft-encoded bin cross-entropy (koala.training.losses.huber_bins); how the two heads are
-blended, and the vividness range, are chosen afterwards on photos/val by
-data_prep/select_default_model.py (`make default-model` runs both).
+blended, and the vividness range, are chosen afterwards on photos/val by `koala ship`
+(`make default-model` runs both). A long schedule is several runs: rerunning the same command
+resumes from the workdir's checkpoint; on a fresh machine `--config.model.init=default`
+starts from the committed bundle with a fresh optimizer (README, "Retrain the default model").
 
-A long schedule is several runs of at most a few hours: rerunning the same command resumes
-from the workdir's checkpoint; on a fresh machine, where only the repository survives,
-`--config.model.init=default` starts from the committed bundle with a fresh optimizer
-(README, "Retrain the default model"). The `continue` variant is the run that made the
-shipped v2 from v1: the committed bundle, 4,500 more steps, a lower peak rate;
-`rebalanced` is the same start with Zhang's class rebalancing of the bin cross-entropy,
-`unfrozen` (the run that made the shipped v3 from v2) the same start with two more
-backbone stages training (blocks 5 and 6, at strides 16 and 32: more capacity where the
-semantics are); `deeper` (run 4, from v3, not shipped: it over-fit at 160 px) adds stage 4
-(block4, stride 16) at a lower peak rate; `crop192` (run 5, from v3, not shipped: v3 again
-on photos/val) is `unfrozen` on 192 px crops, the working size colorize runs at;
-`deeper192` (runs 7 and 8, from v3, not shipped: better on photos/val, 0.3 dB worse on the
-benchmark) is `deeper` on 192 px crops, 2,000 steps. All are
-issue 15's ideas, measured on photos/val (MODEL_CARD.md). `features` (run 6, from v3, not
-shipped: v3's curve again on photos/val) is `unfrozen` plus a perceptual loss,
-losses.feature_distance through a second, frozen Lite0 (builders.frozen_features) at weight
-FEATURE_WEIGHT, 1,500 steps at peak lr 1e-4. `lite2` is run 1's recipe from ImageNet on
-EfficientNet-Lite2 (13% slower per step than Lite0 here), over 10,000 steps: a schedule of
-several resumed runs, started 2026-12-04 and not measured (its checkpoint was lost with
-that machine).
+Each variant below is a run of the model's history (what it changed, which runs made v2 and
+v3, which did not ship and why, with their times and figures): MODEL_CARD.md, "Training".
 """
 
 import ml_collections
@@ -57,7 +41,7 @@ FROM_BUNDLE = {
     # level, trained with simulated hints (koala.data.simulated_hints); the backbone frozen,
     # the decoder and heads training (propagating a hint is the decoder's job)
     "hints": {"model.kwargs.hints": True, "data.hints": True, "model.kwargs.finetune": "",
-              "train.steps": 8000, "optimizer.learning_rate": 3e-4},
+              "train.steps": 4000, "optimizer.learning_rate": 3e-4},
 }
 
 

@@ -49,7 +49,10 @@ def val_photos(sample_photos, tmp_path_factory):
     return folder
 
 
-@pytest.fixture(scope="module", params=["automatic", "hints"])
+# The hint model by default (it takes the longer path: no hints for the selection, its hint
+# input kept in the shipped bundle); the automatic one, what v1-v3 are, under -m slow.
+@pytest.fixture(scope="module", params=[pytest.param("automatic", marks=pytest.mark.slow),
+                                        "hints"])
 def run(request, val_photos, tmp_path_factory):
     """(workdir, whether it is a hint model) of a 2-step `koala train --experiment
     default:tiny` on the five photos (training and validation alike)."""
@@ -112,9 +115,12 @@ def test_ship_selects_on_validation_photos_and_writes_a_bundle_that_decodes_as_c
         chosen = photo.recombine(heads.photo.lightness, heads.decode(*knobs[role][1:], bias))
         got = colorizer.colorize_many([rgb], vividness=vividness)[0]
         difference = np.abs(got.astype(int) - chosen.astype(int))
-        assert difference.max() <= 2 and difference.mean() < 0.2, role
+        assert difference.max() <= 1 and difference.mean() < 0.05, role  # float32 rounding
 
-    # a bundle without its run (here the shipped blend itself) ships again: its own history
+    if not hints:
+        return
+    # a bundle without its run (here the shipped blend itself, a hint model's: it wraps the
+    # trained model) ships again, with its own history (once: the same code for both kinds)
     again = tmp_path / "again"
     koala("ship", "--model", shipped, "--output", again, "--limit", 5, "--sizes", SIZE,
           "--val_photos", val_photos, "--train_photos", val_photos, cwd=tmp_path)

@@ -8,6 +8,7 @@ import keras
 from absl import logging
 
 from koala.bundle import keras_bundle
+from koala.training import inputs
 from koala.training import records as records_lib
 from koala.training.config import ConfigError, weights_help
 
@@ -118,16 +119,13 @@ def build_optimizer(config, policy):
 
 
 def bundle_meta(config, kind):
-    """What colorize/export need besides the model: size, output kind, colour space, fit.
-
-    Records written with resize "pad" (the writer's default, Deep Koalarization's) train on
-    white-padded squares, so inference pads the same way ("fit": "pad").
+    """What colorize/export need besides the model: size, output kind, colour space, and how
+    photos fit the working size as the input pipeline trained ("fit": koala.training.inputs).
     """
     meta = {"model": config.model.name, "config": config.model.kwargs.to_dict(),
             "size": int(config.data.size), "output": kind, "name": config.experiment,
             "color_space": config.data.color_space}
-    if config.data.get("pipeline", "records") == "records" and config.data.records:
-        resize = records_lib.manifest(config.data.records).get("settings", {}).get("resize")
-        if resize:
-            meta["fit"] = "pad" if resize == "pad" else "aspect"
+    fit = inputs.fit(config)
+    if fit:
+        meta["fit"] = fit
     return meta

@@ -11,9 +11,11 @@ A pipeline registers itself with one decorator line beside its dataset function:
 - `prepare(config)` (optional) runs before the model is built and may fill in the config
   (the records pipeline builds its records on first use and reads their embedding size);
 - `training_data(config)` names the training data, whose ab prior (koala.data.prior) the
-  rebalanced losses weigh by.
+  rebalanced losses weigh by;
+- `fit(config)` (optional) is how inference should fit a photo to the working size, as the
+  pipeline trained ("pad" or "aspect", the bundle's "fit"; None: the default, "aspect").
 
-Adding a pipeline is one entry here; the loop, the losses and `koala train` read no pipeline
+Adding a pipeline is one entry here; the loop, the losses and the bundle read no pipeline
 names.
 """
 
@@ -33,14 +35,15 @@ class Pipeline:
     dataset_fn: Callable
     training_data: Callable
     prepare: Optional[Callable] = None
+    fit: Optional[Callable] = None
 
 
 _PIPELINES = Registry("data.pipeline")
 
 
-def register(name, *, training_data, prepare=None):
+def register(name, *, training_data, prepare=None, fit=None):
     """Decorator registering `dataset_fn(config, start_step=0)` as pipeline `name`."""
-    return _PIPELINES.decorator(name, lambda fn: Pipeline(fn, training_data, prepare))
+    return _PIPELINES.decorator(name, lambda fn: Pipeline(fn, training_data, prepare, fit))
 
 
 def names():
@@ -65,6 +68,12 @@ def dataset_fn(config, start_step=0):
     return pipeline(config).dataset_fn(config, start_step)
 
 
+def fit(config):
+    """The bundle's "fit" for what the experiment trains on, or None (see the docstring)."""
+    fit_of = pipeline(config).fit
+    return None if fit_of is None else fit_of(config)
+
+
 def ab_prior(config):
     """The smoothed ab prior of the experiment's training data (koala.data.prior)."""
     source = pipeline(config).training_data(config)
@@ -81,7 +90,19 @@ def _prepare_records(config):
         config.model.kwargs.embedding_dim = records.recorded_embedding_dim(config.data.records)
 
 
-@register("records", training_data=records.records_dir, prepare=_prepare_records)
+def _records_fit(config):
+    """Records written with resize "pad" (the writer's default, Deep Koalarization's) train
+    on white-padded squares, so inference pads the same way."""
+    if not config.data.records:
+        return None
+    resize = records.manifest(config.data.records).get("settings", {}).get("resize")
+    if not resize:
+        return None
+    return "pad" if resize == "pad" else "aspect"
+
+
+@register("records", training_data=records.records_dir, prepare=_prepare_records,
+          fit=_records_fit)
 def records_dataset_fn(config, start_step=0):
     """koala records, read in order from `start_step` on (koala.data.pipeline): a resumed
     run reads the batches an uninterrupted one would."""

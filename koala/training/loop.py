@@ -57,8 +57,8 @@ def train(config, workdir, model=None, loss_fn=None, dataset_fn=None, strategy=N
       model: None (the registry model of config.model), a keras.Model, or a function
         returning one (preferred under a strategy: it is called inside its scope).
       loss_fn: None (config.loss) or (ab_true, outputs) -> loss, or a losses.Loss.
-      dataset_fn: None (config.data.pipeline) or (split, global_batch, input_context) -> tf.data of
-        (features, target) batches (per-replica batches when input_context is given;
+      dataset_fn: None (config.data.pipeline) or (split, global_batch, input_context) ->
+        tf.data of (features, target) batches (per-replica batches when input_context is given;
         "train" must repeat). Resuming is exact only for the records pipeline.
       strategy: a tf.distribute strategy; default: select_strategy("auto").
     Paths may be any tf.io.gfile URL (gs://, ram://) or local.
@@ -246,8 +246,8 @@ class _Run:
 
     def _save_bundle(self):
         keras_bundle.save(join(self.own_dir, "bundle"),
-                    builders.bundle_model(self.model, self.config),
-                    builders.bundle_meta(self.config, self.kind))
+                          builders.bundle_model(self.model, self.config),
+                          builders.bundle_meta(self.config, self.kind))
         if not self.chief and tf.io.gfile.exists(join(self.own_dir, "checkpoints")):
             tf.io.gfile.rmtree(join(self.own_dir, "checkpoints"))  # it only mirrored the chief's
 

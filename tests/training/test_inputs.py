@@ -92,3 +92,15 @@ def test_photo_crops_batches_carry_simulated_hints_when_the_config_asks(photo_fo
         assert features["L"].shape == (2, 64, 64, 1) and ab.shape == (2, 64, 64, 2)
         if hints:
             assert features["hints"].shape == (2, 64, 64, 3)
+
+
+def test_the_bundle_fits_photos_as_the_pipeline_trained(photo_folder, tmp_path):
+    from koala.training import builders
+
+    config = training_config.load_config("zhang_eccv16:tiny")
+    config.data.records = str(tmp_path)
+    for resize, fit in (("pad", "pad"), ("crop", "aspect"), (None, None)):
+        settings = {"resize": resize} if resize else {}
+        (tmp_path / "manifest.json").write_text(json.dumps({"settings": settings}))
+        assert builders.bundle_meta(config, "classification").get("fit") == fit, resize
+    assert "fit" not in builders.bundle_meta(default_tiny(photo_folder), "regression")
