@@ -16,7 +16,7 @@ def _pyplot():
 def save_image_grid(columns, path, rows=4):
     """columns: {title: [uint8 RGB image, ...]} (same length) -> one PNG file at `path`,
     rows x columns (the report's figure; the loop's TensorBoard rows are
-    koala.training.validation.image_grid)."""
+    koala.training.validation.tensorboard_grid)."""
     plt = _pyplot()
     titles = list(columns)
     count = min(rows, min(len(images) for images in columns.values()))

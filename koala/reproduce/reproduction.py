@@ -12,11 +12,11 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
+from koala.data import prior as prior_lib
 from koala.reproduce import figures, runs
 from koala.reproduce.budget import SEED, resolve
 from koala.reproduce.measure import Comparison
 from koala.reproduce.verdict import Section
-from koala.training import records as training_records
 
 ONE_SEED = ("One training seed per model: the ± is the paired standard error over images, "
             "not over training runs.")
@@ -87,7 +87,7 @@ def measure_runs(context, spec):
                                           steps, run.with_embedding,
                                           resolve(run.overrides, budget))
                for run in spec.runs}
-    prior = training_records.ab_prior(str(directory)) if spec.prior else None
+    prior = prior_lib.ab_prior(str(directory)) if spec.prior else None
     comparison = Comparison(next(iter(trained.values()))[1], budget.eval_images, prior=prior,
                             classify=context.classify if spec.judge else None)
     comparison.add(spec.baseline, np.zeros_like(comparison.truth))

@@ -192,7 +192,7 @@ class _Run:
         result.update(validation.quality_metrics(gray, truth, prediction,
                                                  config.data.color_space))
         shown = int(config.eval.images)
-        grid = validation.image_grid(gray[:shown], truth[:shown], prediction[:shown],
+        grid = validation.tensorboard_grid(gray[:shown], truth[:shown], prediction[:shown],
                                      config.data.color_space)
         return result, grid
 

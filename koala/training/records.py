@@ -15,7 +15,6 @@ import tensorflow as tf
 from absl import logging
 
 from koala import color
-from koala.data.prior import ab_prior  # noqa: F401  (koala.reproduce reads a records' prior here)
 from koala.paths import join
 from koala.training.config import ConfigError, weights_help
 

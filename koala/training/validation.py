@@ -17,7 +17,7 @@ def quality_metrics(gray, truth, prediction, color_space):
     return result
 
 
-def image_grid(gray, truth, prediction, color_space):
+def tensorboard_grid(gray, truth, prediction, color_space):
     """[N, H, 3W, 3] rows of gray | prediction | truth, as TensorBoard shows them."""
     gray = tf.convert_to_tensor(gray, tf.float32)
     gray_rgb = tf.image.grayscale_to_rgb((gray + 1.0) / 2.0)
