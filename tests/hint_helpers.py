@@ -15,20 +15,25 @@ PHOTO = "benchmark/kodak24/kodim23.png"  # 768 x 512
 TRAIN_STEPS = 30
 
 
-@pytest.fixture(scope="session")
-def hint_bundle(tmp_path_factory, shared_data):
-    """The training run's bundle: effnet_unet(hints=True), both heads."""
-    workdir = tmp_path_factory.mktemp("hint_run")
+def tiny_run(workdir, shared_data, hints=True, steps=TRAIN_STEPS):
+    """`koala train --experiment default:tiny` (with colour hints) for `steps` steps on the
+    Kodak photos; returns the workdir."""
     config = training_config.load_config("default:tiny")
-    config.model.kwargs.hints = config.data.hints = True
-    config.train.steps = TRAIN_STEPS
-    config.eval.every_steps = config.checkpoint.every_steps = TRAIN_STEPS
+    config.model.kwargs.hints = config.data.hints = hints
+    config.train.steps = steps
+    config.eval.every_steps = config.checkpoint.every_steps = steps
     config.optimizer.learning_rate = 3e-3
     config.data.train_photos = str(shared_data / "benchmark" / "kodak24")
     config.data.val_photos = str(shared_data / "photos" / "val")
     keras.backend.clear_session()
     loop.train(config, workdir, strategy=tf.distribute.get_strategy())
-    return keras_bundle.load(workdir)
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def hint_bundle(tmp_path_factory, shared_data):
+    """The training run's bundle: effnet_unet(hints=True), both heads."""
+    return keras_bundle.load(tiny_run(tmp_path_factory.mktemp("hint_run"), shared_data))
 
 
 @pytest.fixture(scope="session")

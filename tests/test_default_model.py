@@ -183,3 +183,29 @@ def test_make_demo_shows_what_the_packaged_hints_do(tmp_path):
     row = next(line for line in table.splitlines() if line.startswith("| astronaut"))
     automatic, hinted = (float(cell) for cell in row.split("|")[3:5])
     assert hinted > automatic + 1.0, row
+
+
+def test_the_shipped_default_exports_with_its_hint_signature(shared_data, tmp_path):
+    """`koala export --model default` (the SavedModel TF Serving runs): serving_default is
+    the automatic result and colorize_hints the hinted one, each within 2 levels of
+    koala.colorize on the same photo."""
+    import tensorflow as tf
+
+    from koala import image_io
+    from koala.serving import saved_model
+
+    _shipped()
+    photo = shared_data / "benchmark" / "kodak24" / "kodim23.png"
+    hints = [{"x": 600, "y": 100, "ab": [-40, 50], "size": 30}]
+    served = tf.saved_model.load(saved_model.export(_shipped(), tmp_path / "export"))
+    image = tf.constant([photo.read_bytes()])
+    automatic = tf.io.decode_png(served.signatures["serving_default"](
+        image_bytes=image)["colorized_bytes"][0]).numpy().astype(int)
+    hinted = tf.io.decode_png(served.signatures["colorize_hints"](
+        image_bytes=image, hints=tf.constant([[[600, 100, -40, 50, 30]]], tf.float32))[
+        "colorized_bytes"][0]).numpy().astype(int)
+    original = image_io.read_image(photo)
+    local = colorizer_lib.colorize(original, "default")
+    local_hinted = colorizer_lib.colorize(original, "default", hints=hints)
+    assert np.abs(automatic - local).max() <= 2 and np.abs(hinted - local_hinted).max() <= 2
+    assert np.abs(hinted - automatic)[80:121, 580:621].mean() > 3  # the hint reached the model

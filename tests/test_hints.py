@@ -15,10 +15,11 @@ from hint_helpers import PHOTO, hint_bundle, shipped_hint_bundle  # noqa: F401 (
 
 from koala import hints as hints_lib
 from koala import image_io
-from koala.bundle import files
+from koala.bundle import files, keras_bundle
 from koala.data import simulated_hints
 from koala.inference import colorizer as colorizer_lib
 from koala.serving import graph, saved_model, tflite
+from koala.training import config as training_config
 
 
 # --------------------------------------------------------------------------- the hint map
@@ -227,3 +228,35 @@ def test_cli_hints_for_a_folder_skip_only_the_photo_with_bad_hints(hint_bundle, 
     lines = [line for line in result.stderr.splitlines() if "kodim02.png" in line]
     assert lines and "outside the 768x512 image" in lines[0], result.stderr
     assert result.returncode != 0
+
+
+def test_warm_start_from_an_automatic_bundle_gives_that_model_until_it_trains(
+        tmp_path, shared_data):
+    """config.model.init: a hint model warm-started from a bundle without hints (as
+    default:hints starts from v3) copies every layer by name, keeps its hint convolutions at
+    zero, and so computes exactly the automatic model; a bundle of another architecture is
+    refused."""
+    from hint_helpers import tiny_run
+
+    from koala.models import effnet_unet
+    from koala.training import builders
+
+    automatic = keras_bundle.load(tiny_run(tmp_path / "automatic", shared_data, hints=False))
+    config = training_config.load_config("default:tiny")
+    config.model.kwargs.hints = True
+    model = builders.build_model(config)
+    builders.warm_start(model, str(automatic.path))
+    hint_convs = [layer for layer in model.layers if layer.name.startswith("hints")
+                  and layer.weights]
+    assert len(hint_convs) == 6 and all(not np.any(w) for l in hint_convs
+                                       for w in l.get_weights())
+    for layer in automatic.model.layers:
+        for ours, theirs in zip(model.get_layer(layer.name).get_weights(), layer.get_weights()):
+            np.testing.assert_array_equal(ours, theirs)
+    lightness = np.random.default_rng(0).uniform(-1, 1, (1, 64, 64, 1)).astype(np.float32)
+    expected = automatic.model({"L": lightness}, training=False)
+    got = model({"L": lightness, "hints": np.zeros((1, 64, 64, 3), np.float32)}, training=False)
+    np.testing.assert_allclose(got["ab"], expected["ab"], atol=1e-6)
+    other = effnet_unet.build(64, weights=None, decoder_filters=(8, 8, 8, 8, 8))
+    with pytest.raises(ValueError, match="needs a bundle of the same architecture"):
+        builders.warm_start(other, str(automatic.path))

@@ -154,11 +154,11 @@ def create_colorize_app(colorizer, max_bytes=DEFAULT_MAX_BYTES, max_pixels=DEFAU
     @app.post("/api/colorize")
     async def colorize_upload(request: Request):
         name = _upload_name(request)
+        data = await read_photo(request, name)  # first: a client still sending gets its answer
         request_options = _options(request.query_params)
         hints = _hints(request, name)
         if hints:
             request_options["hints"] = [hints]
-        data = await read_photo(request, name)
         encoded, shape = await run_in_threadpool(colorize_png, data, name, request_options)
         return Response(encoded, media_type="image/png",
                         headers={"X-Image-Width": str(shape[1]), "X-Image-Height": str(shape[0])})
@@ -166,9 +166,9 @@ def create_colorize_app(colorizer, max_bytes=DEFAULT_MAX_BYTES, max_pixels=DEFAU
     @app.post("/api/palette")
     async def palette_upload(request: Request):
         name = _upload_name(request)
+        data = await read_photo(request, name)
         x, y = _point(request.query_params, name)
         hints = _hints(request, name)
-        data = await read_photo(request, name)
         colors = await run_in_threadpool(palette, data, name, x, y, hints)
         return JSONResponse({"colors": colors})
 

@@ -67,10 +67,12 @@ def warm_start(model, source):
     inner = [layer for layer in trained.layers if layer.name == model.name]
     trained = inner[0] if inner else trained
     own = {layer.name: layer for layer in model.layers}
-    missing = [layer.name for layer in trained.layers
-               if layer.weights and layer.name not in own]
+    missing = [layer.name for layer in trained.layers if layer.weights and (
+        layer.name not in own or [w.shape for w in own[layer.name].weights]
+        != [w.shape for w in layer.weights])]
     if missing:
-        raise ConfigError(f"{source}: its layers {missing[:5]} are not in {model.name}; "
+        raise ConfigError(f"{source}: its layers {missing[:5]} are not in {model.name} (or "
+                          f"differ in shape); "
                           f"config.model.init needs a bundle of the same architecture")
     for layer in trained.layers:
         if layer.weights:

@@ -237,8 +237,8 @@ class _Run:
         step, config = self.step, self.config
         if step % int(config.checkpoint.every_steps) == 0 or step == total:
             self.step_var.assign(step)
-            self.manager.save(checkpoint_number=step)
-            history.flush()
+            history.flush()  # first: a kill between the two leaves a log that the resumed
+            self.manager.save(checkpoint_number=step)  # run truncates, never a lost one
         if step % int(config.eval.every_steps) == 0 or step == total:
             result, grid = self.evaluate(eval_step)
             logging.info("step %d val %s", step, result)
