@@ -410,3 +410,51 @@ def test_precision_follows_the_hardware_unless_overridden():
         distribute.precision_policy("float8", default)
     with pytest.raises(ValueError, match="unknown strategy"):
         distribute.select_strategy("horovod")
+
+
+def _scalars(logdir, tag):
+    """{step: value} of a scalar summary in a TensorBoard log directory."""
+    from tensorboard.backend.event_processing import event_accumulator  # noqa: PLC0415
+
+    events = event_accumulator.EventAccumulator(str(logdir), size_guidance={"tensors": 0})
+    events.Reload()
+    return {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in events.Tensors(tag)}
+
+
+def test_tensorboard_logs_and_a_resumed_run_stretches_the_cosine_schedule(tmp_path, records):
+    """The TensorBoard logs hold what the run did (loss as metrics.jsonl, the learning rate
+    of the cosine schedule, val PSNR and the image grid); rerun with more train.steps, the
+    same workdir resumes and its rate follows the cosine over the new length."""
+    from tensorboard.backend.event_processing import event_accumulator  # noqa: PLC0415
+
+    workdir = tmp_path / "run"
+    schedule = ["--config.schedule.name=cosine", "--config.schedule.warmup_steps=0",
+                "--config.optimizer.learning_rate=0.01", "--config.eval.every_steps=4",
+                "--config.checkpoint.every_steps=4"]
+    for steps in (4, 12):
+        done = subprocess.run(_cli(workdir, records, f"--config.train.steps={steps}", *schedule),
+                              env=_env(), capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert "resumed from" in done.stderr
+    losses = _scalars(workdir / "train", "loss")
+    assert sorted(losses) == list(range(1, 13))
+    for record in _history(workdir):
+        assert losses[record["step"]] == pytest.approx(record["loss"], rel=1e-5)
+    rates = _scalars(workdir / "train", "learning_rate")
+
+    def cosine(step, total):  # Keras CosineDecay from 0.01 over `total` steps, alpha 0
+        return 0.01 * 0.5 * (1 + np.cos(np.pi * min(step, total) / total))
+
+    for step in range(1, 5):  # the rate is logged after the step's update: at `step`
+        assert rates[step] == pytest.approx(cosine(step, 4), abs=1e-6)
+    for step in range(5, 13):
+        assert rates[step] == pytest.approx(cosine(step, 12), abs=1e-6)
+    psnr = _scalars(workdir / "val", "psnr")
+    assert sorted(psnr) == [4, 8, 12] and all(10 < value < 60 for value in psnr.values())
+    images = event_accumulator.EventAccumulator(str(workdir / "val"),
+                                                size_guidance={"tensors": 0})
+    images.Reload()
+    (grid_tag,) = [t for t in images.Tags()["tensors"] if "prediction" in t]
+    grid = images.Tensors(grid_tag)[-1].tensor_proto
+    width, height = (int(v) for v in tf.make_ndarray(grid)[:2])
+    assert width > 0 and height > 0 and len(tf.make_ndarray(grid)) == 2 + 2  # 2 images
