@@ -38,8 +38,9 @@ def stand_in_bundle(directory, size=160):
 from koala.bundle import keras_bundle
 
     model = models.build("effnet_unet", weights=None, with_logits=False)
-    keras_bundle.save(directory, model, {"model": "effnet_unet", "size": size, "output": "regression",
-                                   "name": "stand-in (random weights)"})
+    keras_bundle.save(directory, model, {"model": "effnet_unet", "size": size,
+                                         "output": "regression",
+                                         "name": "stand-in (random weights)"})
     return keras_bundle.load(directory)
 
 
@@ -105,8 +106,9 @@ def main():
         scratch = pathlib.Path(scratch)
         bundle, stand_in = load_bundle(args.model, scratch)
         start = time.perf_counter()
-        path = pathlib.Path(saved_model.export(bundle, scratch / "export", formats=("saved_model", "tflite"),
-                                               quantize="dynamic", parity_photos=photos))
+        path = pathlib.Path(saved_model.export(
+            bundle, scratch / "export", formats=("saved_model", "tflite"), quantize="dynamic",
+            parity_photos=photos))
         export_seconds = time.perf_counter() - start
         meta = saved_model.read_metadata(path)
         fresh = subprocess.run(

@@ -10,15 +10,14 @@ SavedModel export) and an OpenCV path for the TFRecord writer, measured 5x faste
 
 import functools
 
-import cv2
 import numpy as np
 import tensorflow as tf
 
 from koala.photo import (  # the CIE constants' TF-free home, for LiteRT
-    AB_RANGE, D65_WHITE, EPSILON, GRID_SIZE, KAPPA, RGB_TO_XYZ, XYZ_TO_RGB, ab_bins)
+    AB_RANGE, AB_SCALE, D65_WHITE, EPSILON, GRID_SIZE, KAPPA, RGB_TO_XYZ, XYZ_TO_RGB, ab_bins,
+    lab_to_rgb_cv2, rgb_to_lab_cv2)
 
 L_SCALE = 50.0
-AB_SCALE = 128.0
 UV_SCALE = (0.436, 0.615)  # BT.601 extremes of U and V: model units are U/0.436, V/0.615
 
 
@@ -91,20 +90,6 @@ def yuv_to_rgb(yuv):
 
 
 # --------------------------------------------------------------------------- fast NumPy path
-
-def rgb_to_lab_cv2(rgb_uint8):
-    """uint8 RGB [H, W, 3] -> float32 Lab by OpenCV (the writer's fast path).
-
-    Float input keeps OpenCV on its exact (non-LUT) code path; the error against skimage
-    is measured in tests/test_color.py.
-    """
-    return cv2.cvtColor(rgb_uint8.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
-
-
-def lab_to_rgb_cv2(lab):
-    """float Lab [H, W, 3] -> float32 RGB in [0, 1] by OpenCV (clipped)."""
-    return np.clip(cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_Lab2RGB), 0.0, 1.0)
-
 
 # --------------------------------------------------------------------------- [-1, 1] scaling
 

@@ -129,8 +129,9 @@ def main(argv=None):
             image_io.write_image(output / f"{name}_hints.png", hinted)
             hint_rows.append((name, (gray, automatic, marked(hinted, hints), truth)))
             auto, steered = measure(automatic, truth), measure(hinted, truth)
+            ratio = steered["colorfulness"] / measure(truth, truth)["colorfulness"]
             lines.append(f"| {name} | {len(hints)} | {auto['psnr']:.2f} | {steered['psnr']:.2f} "
-                         f"| {steered['colorfulness'] / measure(truth, truth)['colorfulness']:.2f} |")
+                         f"| {ratio:.2f} |")
         save_grid(hint_rows, output / "hints.png",
                   ("gray", "automatic", "with the hints (rings)", "original"))
     (output / "metrics.md").write_text("\n".join(lines) + "\n")

@@ -11,15 +11,14 @@ model. NumPy and OpenCV only: the LiteRT path (no TensorFlow) renders hints too.
 
 import json
 
-import cv2
 import numpy as np
 
 from koala.paths import read_text
+from koala.photo import AB_SCALE, rgb_to_lab_cv2
 
 CHANNELS = 3  # a/128, b/128, mask
 PALETTE_OUTPUT = "ab_bins"  # a hint model's bin distribution at stride 4: the suggested colours
 PALETTE_STRIDE = 4
-AB_SCALE = 128.0  # as koala.color.AB_SCALE (this module stays TF-free)
 MAX_SIZE = 512  # a hint square's side, in input pixels
 PROTOCOL_SIZE = 6  # Zhang et al. 2017's evaluation: 6x6 squares of the true mean colour
 KEYS = {"x", "y", "ab", "rgb", "size"}
@@ -47,8 +46,8 @@ def _rgb_to_ab(rgb, where):
     values = [_number(v, "rgb", where) for v in rgb]
     if not all(0 <= v <= 255 for v in values):
         raise HintError(f"{where}: rgb values must lie in 0-255, not {rgb!r}")
-    pixel = np.asarray(values, np.float32).reshape(1, 1, 3) / 255.0
-    return cv2.cvtColor(pixel, cv2.COLOR_RGB2Lab)[0, 0, 1:].astype(float).tolist()
+    pixel = np.asarray(values, np.float32).reshape(1, 1, 3)
+    return rgb_to_lab_cv2(pixel)[0, 0, 1:].astype(float).tolist()
 
 
 def check(hints, width, height, where="hints"):
@@ -145,7 +144,7 @@ def protocol_hints(rgb_uint8, count, rng, size=PROTOCOL_SIZE):
     (standard deviation a quarter of the side) and clipped into it
     (util.add_color_patches_rand_gt of richzhang/colorization-pytorch)."""
     height, width = rgb_uint8.shape[:2]
-    ab = cv2.cvtColor(rgb_uint8.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)[..., 1:]
+    ab = rgb_to_lab_cv2(rgb_uint8)[..., 1:]
     hints = []
     for _ in range(count):
         row = int(np.clip(rng.normal((height - size + 1) / 2, (height - size + 1) / 4),

@@ -28,6 +28,7 @@ XYZ_TO_RGB = np.linalg.inv(RGB_TO_XYZ)
 D65_WHITE = np.array([0.95047, 1.0, 1.08883])
 EPSILON = 0.008856  # (6/29)^3, CIE threshold between the cube root and the linear part
 KAPPA = 7.787  # slope of the linear part: (29/6)^2 / 3
+AB_SCALE = 128.0  # a, b in [-128, 127] <-> [-1, 1], the models' units
 GRID_SIZE = 10  # Zhang et al.: ab space quantized with grid size 10
 AB_RANGE = 110  # bin centres from -110 to 110
 DEFAULT_STRIDE = 32  # every Koala model builds at sides divisible by 32
@@ -271,3 +272,17 @@ def ab_bins(grid_size=GRID_SIZE):
     in_gamut = np.all(np.abs(lab_to_linear_rgb(lab) - 0.5) <= 0.5, axis=-1)
     keep = in_gamut.any(axis=(1, 2))
     return cells[keep].astype(np.float32)
+
+
+def rgb_to_lab_cv2(rgb_uint8):
+    """uint8 RGB [H, W, 3] -> float32 Lab by OpenCV (the writer's fast path).
+
+    Float input keeps OpenCV on its exact (non-LUT) code path; the error against skimage
+    is measured in tests/test_color.py.
+    """
+    return cv2.cvtColor(rgb_uint8.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+
+
+def lab_to_rgb_cv2(lab):
+    """float Lab [H, W, 3] -> float32 RGB in [0, 1] by OpenCV (clipped)."""
+    return np.clip(cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_Lab2RGB), 0.0, 1.0)

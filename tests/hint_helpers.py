@@ -1,13 +1,12 @@
 """A hint model as `koala train` makes it (default:tiny with colour hints, a few steps on
-real photos), raw and as a shipped bundle is built (the two heads blended, the palette
-output, a LiteRT copy), for tests/test_hints.py and tests/test_app_hints_browser.py."""
+real photos), raw and as `koala ship` ships it (the two heads blended, the palette output)
+with a LiteRT copy, for tests/test_hints.py and tests/test_app_hints_browser.py."""
 
 import keras
 import pytest
 import tensorflow as tf
 
 from koala.bundle import keras_bundle
-from koala.models import effnet_unet
 from koala.serving import tflite
 from koala.training import config as training_config, loop
 
@@ -38,10 +37,18 @@ def hint_bundle(tmp_path_factory, shared_data):
 
 @pytest.fixture(scope="session")
 def shipped_hint_bundle(hint_bundle, tmp_path_factory, shared_data):
-    """`hint_bundle` as the default is shipped: heads blended, palette, model.tflite."""
-    model = effnet_unet.inference_model(hint_bundle.model, effnet_unet.Blend(0.5, 0.38))
+    """`hint_bundle` as `koala ship` ships a default (heads blended as selected on real
+    validation photos, the palette output), plus the model.tflite `koala export --format
+    tflite` adds."""
+    from koala.data import prior as prior_lib
+    from koala.shipping import release, selection
+
+    trained = release.load_trained(str(hint_bundle.path.parent))
+    _, photos = release.validation_photos(shared_data / "photos" / "val", 3)
+    prior = prior_lib.ab_prior(str(shared_data / "benchmark" / "kodak24"))
+    report = selection.select(trained.bundle, photos, prior, [64])
     directory = tmp_path_factory.mktemp("shipped_hint_bundle")
-    keras_bundle.save(directory, model, {**hint_bundle.meta, "name": "tiny_hints"})
+    release.ship(trained, report, prior, str(directory))
     tflite.add_tflite_to_bundle(keras_bundle.load(directory),
                                 parity_photos=[shared_data / PHOTO])
     return directory

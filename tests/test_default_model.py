@@ -59,7 +59,8 @@ def test_blend_matches_annealed_mean_of_the_logits(two_head_model):
 def test_blended_bundle_round_trips(tmp_path, two_head_model):
     bias = np.linspace(-1, 1, len(color.ab_bins())).astype(np.float32)
     model = effnet_unet.inference_model(two_head_model, effnet_unet.Blend(0.25, 0.6, bias, 1.4))
-    keras_bundle.save(tmp_path, model, {"model": "effnet_unet", "size": SIZE, "output": "regression"})
+    keras_bundle.save(tmp_path, model,
+                      {"model": "effnet_unet", "size": SIZE, "output": "regression"})
     loaded = keras_bundle.load(tmp_path)
     lightness = _lightness(2)
     np.testing.assert_allclose(loaded.model({"L": lightness})["ab"].numpy(),
@@ -72,9 +73,10 @@ def test_vividness_runs_accurate_to_default_to_vivid(tmp_path, two_head_model):
               "vivid": effnet_unet.Blend(0.0, 0.38, bias)}
     model = effnet_unet.inference_model(two_head_model, blends["accurate"], blends["vivid"],
                                         blends["default"])
-    keras_bundle.save(tmp_path, model, {"model": "effnet_unet", "size": SIZE, "output": "regression",
-                                  "vividness": 0.3})
-    outputs = {k: v.numpy() for k, v in keras_bundle.load(tmp_path).model({"L": _lightness(3)}).items()}
+    keras_bundle.save(tmp_path, model, {"model": "effnet_unet", "size": SIZE,
+                                        "output": "regression", "vividness": 0.3})
+    loaded = keras_bundle.load(tmp_path).model({"L": _lightness(3)})
+    outputs = {k: v.numpy() for k, v in loaded.items()}
     alone = {name: effnet_unet.inference_model(two_head_model, blend)({"L": _lightness(3)})["ab"]
              for name, blend in blends.items()}
     np.testing.assert_allclose(outputs[vividness.ACCURATE], alone["accurate"], atol=1e-6)
@@ -153,7 +155,7 @@ def test_exported_vividness_signature(tmp_path, two_head_model):
                                         effnet_unet.Blend(0.0, 0.38, bias),
                                         effnet_unet.Blend(0.5, 0.5, bias / 2))
     keras_bundle.save(tmp_path / "bundle", model, {"model": "effnet_unet", "size": SIZE,
-                                             "output": "regression", "vividness": 0.4})
+                                                   "output": "regression", "vividness": 0.4})
     saved_model.write_saved_model(keras_bundle.load(tmp_path / "bundle"), tmp_path / "saved")
     served = tf.saved_model.load(str(tmp_path / "saved"))
     packaged = next(iter(demo.packaged_photos().values()))

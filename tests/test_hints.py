@@ -63,7 +63,8 @@ def test_tf_hint_map_equals_the_numpy_one():
     for _ in range(20):
         width, height = rng.integers(20, 300, 2)
         work = rng.integers(8, 64, 2)
-        raw = [{"x": float(rng.uniform(-0.5, width - 0.5)), "y": float(rng.uniform(-0.5, height - 0.5)),
+        raw = [{"x": float(rng.uniform(-0.5, width - 0.5)),
+                "y": float(rng.uniform(-0.5, height - 0.5)),
                 "ab": rng.uniform(-100, 100, 2).tolist(), "size": float(rng.uniform(0.5, 40))}
                for _ in range(rng.integers(1, 8))]
         checked = hints_lib.check(raw, width, height)

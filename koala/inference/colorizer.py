@@ -52,8 +52,6 @@ class Colorizer:
         """L [N, h, w, 1] in Lab units at working size -> ab [N, h, w, 2] in Lab units
         (at `vividness`, for models with that control: koala.vividness); `hint_maps`
         [N, h, w, 3] for a hint model."""
-        if hint_maps is None:
-            return self.runtime.ab(lightness, vividness)
         return self.runtime.ab(lightness, vividness, hint_maps)
 
     def working_hints(self, hints, full_shape, box, working_shape_):

@@ -179,8 +179,8 @@ def lightness_to_ab(bundle, lightness, vividness=None, hint_points=None):
     small, box = small_lightness(Fit.of(bundle), lightness)
     hint_map = None
     if bundle.has_hint_input and hint_points is not None:
-        full = tf.shape(lightness)[1:3]
-        hint_map = tf.map_fn(lambda points: hint_map_in_box(points, full, box, tf.shape(small)[1:3]),
+        full, working = tf.shape(lightness)[1:3], tf.shape(small)[1:3]
+        hint_map = tf.map_fn(lambda points: hint_map_in_box(points, full, box, working),
                              tf.cast(hint_points, tf.float32))
     output = bundle.model(bundle.model_inputs(small, hint_map), training=False)
     ab = bundle.ab_from_output(output, *keras_bundle.height_width(small), small, vividness)

@@ -243,7 +243,8 @@ def test_tflite_parity_and_size(exported, tiny_bundle):
     # The file on disk runs and agrees with the Keras model on a real photo.
     lightness = tflite.working_size_lightness(tflite.default_parity_photos()[:1], WORKING_SIZE)
     ab = tflite.tflite_ab((exported / tflite.TFLITE_FILE).read_bytes(), lightness)
-    np.testing.assert_allclose(ab, runtime.KerasRuntime(tiny_bundle).ab(lightness), atol=TFLITE_FLOAT_TOLERANCE)
+    np.testing.assert_allclose(ab, runtime.KerasRuntime(tiny_bundle).ab(lightness),
+                               atol=TFLITE_FLOAT_TOLERANCE)
 
 
 def test_tflite_names_ops_that_need_flex(tmp_path):

@@ -114,8 +114,8 @@ def vivid_tiny_bundle(directory):
     model = keras.Model({"L": lightness}, {"ab": mixed, vividness.ACCURATE: accurate,
                                            vividness.VIVID: vivid})
     return keras_bundle.save(directory, model, {"model": "tiny_vivid", "size": 64,
-                                          "output": "regression", "stride": 1,
-                                          "vividness": 0.3})
+                                                "output": "regression", "stride": 1,
+                                                "vividness": 0.3})
 
 
 def test_litert_carries_the_vividness_control(tmp_path, sample_photos):

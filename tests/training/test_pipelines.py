@@ -100,7 +100,8 @@ def run_end_to_end(config, workroot, tmp_path, shared_data, monkeypatch):
     # the served graph and the in-process colorize agree (the same bundle, the same photo)
     assert np.abs(served.astype(int) - colorized.astype(int)).mean() < 2.0
 
-    figures = tflite.add_tflite_to_bundle(loaded, parity_photos=[photo])  # koala export --format tflite
+    # koala export --format tflite
+    figures = tflite.add_tflite_to_bundle(loaded, parity_photos=[photo])
     assert figures["parity_vs_keras"]["max_level_diff"] <= 2
     lite = colorizer_lib.Colorizer(loaded.path)
     assert lite.runtime.engine == "LiteRT"
