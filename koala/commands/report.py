@@ -1,11 +1,12 @@
 """`koala report`: run the papers' central comparisons and write experiments/REPORT.md.
 
-  koala report --output experiments/REPORT.md                 # the committed one (~25 min)
+  koala report --output experiments/REPORT.md                 # the committed one (<= 4 h)
   koala report --budget tiny --output /tmp/r/REPORT.md --workdir /tmp/r/runs   # ~1 min
 
 Figures go to report_figures/ beside the output; records and training runs to
---workdir/<budget>/ (records are reused by later runs; models are retrained unless
---reuse_runs).
+--workdir/<budget>/. The report resumes: rerun the same command after a kill and finished
+runs are reused (their recorded time counted), an unfinished one continues from its last
+checkpoint, and a run whose planned config changed is trained afresh.
 """
 
 import pathlib
@@ -20,8 +21,6 @@ flags.DEFINE_string("budget", "cpu", "size of every run: tiny proves the pipelin
                     "minute; cpu is the real report")  # checked in main: reproduce loads TF
 flags.DEFINE_string("workdir", "runs/report", "records and training runs (per budget)")
 flags.DEFINE_string("data", "../shared/data", "the shared photos (cifar10/, photos/)")
-flags.DEFINE_bool("reuse_runs", False, "reuse finished training runs in the workdir instead "
-                  "of retraining (rewrites the report from the same models)")
 
 
 def main(argv):
@@ -33,6 +32,6 @@ def main(argv):
 
     check_choice("budget", FLAGS.budget, budget.BUDGETS)
     try:
-        run.run(FLAGS.output, FLAGS.budget, FLAGS.workdir, FLAGS.data, FLAGS.reuse_runs)
+        run.run(FLAGS.output, FLAGS.budget, FLAGS.workdir, FLAGS.data)
     except (ValueError, RuntimeError) as error:  # no usable photos, no classifier
         raise UserError(str(error)) from error

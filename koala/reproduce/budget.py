@@ -1,16 +1,17 @@
 """How big every run of the report is, and where its files go.
 
 A `Budget` scales everything at once: "tiny" proves the pipeline in about a minute (CI);
-"cpu" is the committed report, about 25 minutes on a busy 2-core machine. At either budget
-the models are far from converged: the report measures the direction of each effect early
-in training, not the papers' final numbers.
+"cpu" is the committed report, at most 4 hours of a 2-core machine (it resumes, so it may
+span sessions). The models are far from the papers' convergence: the report measures
+whether each claimed effect shows in models that already beat leaving the photo gray.
 """
 
 import dataclasses
+import math
 import pathlib
 from typing import Callable, Optional
 
-SEED = 0  # of the record samples and of every training run
+SEED = 0  # of the record samples (training runs use seeds 0 .. Budget.seeds - 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,6 +19,8 @@ class Budget:
     """How big every run of the report is."""
 
     name: str
+    variant: str  # the experiments' variant every run starts from (experiments/common.py)
+    seeds: int  # training seeds per model
     steps: int  # optimizer steps of every photo model's training run
     cifar_steps: int  # the 32 px CIFAR U-Nets: ~8x cheaper a step, so they get more
     batch: int
@@ -29,15 +32,25 @@ class Budget:
     zhang_width: float  # zhang_eccv16 width multiplier
     reference_folders: int  # photos/val class folders used by seed 003
     reference_per_folder: int
+    learning_rate: float  # Adam's peak rate: papers' rates (Zhang's 3e-5) are for 10^5 steps
+    warmup_steps: int  # then cosine decay to 0 over the run
+    curve_points: int = 10  # validations per run: the learning curves' points
+
+    @property
+    def curve_batches(self):
+        """Validation batches covering the eval images: the curves' images are the tables'."""
+        return math.ceil(self.eval_images / self.batch)
 
 
 BUDGETS = {
-    "tiny": Budget("tiny", steps=2, cifar_steps=2, batch=4, photo_size=32, photos=30,
-                   cifar_images=40, eval_images=6, unet_width=8, zhang_width=0.125,
-                   reference_folders=2, reference_per_folder=2),
-    "cpu": Budget("cpu", steps=600, cifar_steps=2000, batch=16, photo_size=64, photos=2000,
-                  cifar_images=5000, eval_images=200, unet_width=16, zhang_width=0.25,
-                  reference_folders=16, reference_per_folder=3),
+    "tiny": Budget("tiny", "tiny", seeds=2, steps=2, cifar_steps=2, batch=4, photo_size=32,
+                   photos=30, cifar_images=40, eval_images=6, unet_width=8, zhang_width=0.125,
+                   reference_folders=2, reference_per_folder=2, learning_rate=1e-3,
+                   warmup_steps=0, curve_points=2),
+    "cpu": Budget("cpu", "cpu", seeds=3, steps=3000, cifar_steps=4000, batch=16,
+                  photo_size=64, photos=4000, cifar_images=5000, eval_images=200,
+                  unet_width=16, zhang_width=0.25, reference_folders=16,
+                  reference_per_folder=3, learning_rate=1e-3, warmup_steps=100),
 }
 
 
@@ -63,8 +76,8 @@ class Context:
     workdir: pathlib.Path  # records/ and runs/ of this budget
     figures: pathlib.Path  # PNGs beside REPORT.md
     figures_link: str  # how REPORT.md refers to that folder
-    reuse_runs: bool = False
     classify: Optional[Callable] = None  # the ImageNet judge of semantic interpretability
+    reused_runs: int = 0  # finished training runs found in the workdir (the report resumed)
 
     def figure(self, name):
         """(path to write, link from REPORT.md) of the figure file `name`."""

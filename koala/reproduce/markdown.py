@@ -1,8 +1,9 @@
 """REPORT.md: the header's verdict counts, the headline table, and one part per claim with
-its measured means and each of the paper's claims beside the paired difference."""
+its measured means, its margin over the gray baseline, and each of the paper's claims
+beside the paired difference over seeds and images."""
 
-from koala.reproduce.verdict import AGREES, DISAGREES, INCONCLUSIVE, compare, mean, \
-    verdict_counts
+from koala.reproduce.verdict import AGREES, DISAGREES, INCONCLUSIVE, compare, difference, \
+    mean, per_seed, verdict_counts
 
 METRIC_LABELS = {  # key -> (column header, format); columns follow this order
     "mse": ("MSE (model units)", "{:.4f}"),
@@ -25,28 +26,46 @@ def _format(metric, value):
     return METRIC_LABELS.get(metric, (metric, "{:.3f}"))[1].format(value)
 
 
-def results_table(section):
-    """Methods x metrics, each cell the mean over the section's images."""
+def results_table(section, baseline=None):
+    """Methods x metrics, each cell the mean over the section's seeds and images; with a
+    `baseline` method, a last column: each method's PSNR margin over it, ± 2 SE."""
     metrics = [m for m in METRIC_LABELS if any(m in v for v in section.methods.values())]
-    lines = ["| method | images | " + " | ".join(METRIC_LABELS[m][0] for m in metrics) + " |",
-             "|---|---:|" + "---:|" * len(metrics)]
+    margin = baseline in section.methods and "psnr" in section.methods[baseline]
+    lines = ["| method | seeds × images | "
+             + " | ".join(METRIC_LABELS[m][0] for m in metrics)
+             + (f" | PSNR − {baseline} dB |" if margin else " |"),
+             "|---|---:|" + "---:|" * (len(metrics) + margin)]
     for method, values in section.methods.items():
-        count = len(next(iter(values.values())))
+        seeds, images = per_seed(next(iter(values.values()))).shape
         cells = [_format(m, mean(values[m])) if m in values else "" for m in metrics]
-        lines.append(f"| {method} | {count} | " + " | ".join(cells) + " |")
+        if margin:
+            cells.append(_margin(values, section.methods[baseline], method == baseline))
+        lines.append(f"| {method} | {seeds} × {images} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _margin(values, baseline, is_baseline):
+    if is_baseline or "psnr" not in values:
+        return ""
+    measured = difference(values["psnr"], baseline["psnr"])
+    return f"{measured.mean:+.2f} ± {2 * measured.standard_error:.2f}"
 
 
 def claims_table(section):
     """Each claim beside what was measured, the paired difference and the verdict."""
-    lines = ["| paper's claim | metric | measured | difference ± 2 SE | verdict |",
-             "|---|---|---|---|---|"]
+    lines = ["| paper's claim | metric | measured | difference ± 2 SE | effect / SE "
+             "| seeds with its sign | verdict |",
+             "|---|---|---|---|---:|---:|---|"]
     for claim in section.claims:
-        first, second, difference, error, verdict = compare(section, claim)
-        measured = (f"{claim.first} {_format(claim.metric, first)} vs "
-                    f"{claim.second} {_format(claim.metric, second)}")
-        lines.append(f"| {claim.text} | {label(claim.metric)} "
-                     f"| {measured} | {difference:+.3g} ± {error:.2g} | **{verdict}** |")
+        result = compare(section, claim)
+        measured = (f"{claim.first} {_format(claim.metric, result.first)} vs "
+                    f"{claim.second} {_format(claim.metric, result.second)}")
+        ratio = (f"{result.mean / result.standard_error:+.1f}" if result.standard_error
+                 else "—")
+        lines.append(f"| {claim.text} | {label(claim.metric)} | {measured} "
+                     f"| {result.mean:+.3g} ± {2 * result.standard_error:.2g} | {ratio} "
+                     f"| {result.seeds_with_sign}/{len(result.seed_means)} "
+                     f"| **{result.verdict}** |")
     return "\n".join(lines)
 
 
@@ -55,11 +74,37 @@ def headline_table(sections):
     lines = ["| seed | paper's claim | measured | verdict |", "|---|---|---|---|"]
     for section in sections:
         for claim in section.claims:
-            first, second, _, _, verdict = compare(section, claim)
+            result = compare(section, claim)
             lines.append(f"| {section.key} | {claim.text} | {claim.first} "
-                         f"{_format(claim.metric, first)} {claim.relation}? {claim.second} "
-                         f"{_format(claim.metric, second)} ({label(claim.metric)}) "
-                         f"| {verdict} |")
+                         f"{_format(claim.metric, result.first)} {claim.relation}? "
+                         f"{claim.second} {_format(claim.metric, result.second)} "
+                         f"({label(claim.metric)}) | {result.verdict} |")
+    return "\n".join(lines)
+
+
+def trained(section):
+    """The section's methods other than its baseline and the truth row."""
+    return [m for m in section.methods if m not in (section.baseline, "truth")]
+
+
+def best_over_baseline(section):
+    """(method, Difference of PSNR against the baseline) of the section's best PSNR."""
+    baseline = section.methods[section.baseline]["psnr"]
+    scored = [(m, difference(section.methods[m]["psnr"], baseline)) for m in trained(section)
+              if "psnr" in section.methods[m]]
+    return max(scored, key=lambda item: item[1].mean)
+
+
+def margins_table(sections):
+    """Per section, its best trained model's PSNR against the gray baseline's."""
+    lines = ["| seed | best model (PSNR) | PSNR dB | baseline dB | margin ± 2 SE |",
+             "|---|---|---:|---:|---:|"]
+    for section in sections:
+        if section.baseline not in section.methods:
+            continue
+        method, result = best_over_baseline(section)
+        lines.append(f"| {section.key} | {method} | {result.first:.2f} | {result.second:.2f} "
+                     f"| {result.mean:+.2f} ± {2 * result.standard_error:.2f} |")
     return "\n".join(lines)
 
 
@@ -69,11 +114,13 @@ def markdown(sections, header):
     parts = [header.rstrip(), "",
              f"Verdicts: {counts[AGREES]} agree, {counts[DISAGREES]} disagree, "
              f"{counts[INCONCLUSIVE]} inconclusive at this budget.", "",
-             "## Headline", "", headline_table(sections), ""]
+             "## Headline", "", headline_table(sections), "",
+             "Do the models learn? Each table's best trained model against leaving the photo "
+             "gray (ab = 0), on the same images:", "", margins_table(sections), ""]
     for section in sections:
         parts += [f"## {section.key}: {section.title}", "",
                   f"Wall time: {section.seconds:.0f} s.", "", section.setup.rstrip(), "",
-                  "### Measured (means over the same images)", "", results_table(section), "",
+                  "### Measured (means over the same seeds and images)", "", results_table(section, section.baseline), "",
                   "### Claims", "", claims_table(section), ""]
         if section.notes:
             parts += [section.notes.rstrip(), ""]

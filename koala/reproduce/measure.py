@@ -47,7 +47,8 @@ def measure(gray, truth, prediction, color_space, prior=None, classify=None, tru
 
 
 class Comparison:
-    """The val images of one claim, and every method measured on them."""
+    """The val images of one claim, and every method measured on them, once per training
+    seed: methods[method][metric] is a list of per-image arrays, one per seed."""
 
     def __init__(self, config, limit, prior=None, classify=None):
         self.features, self.truth = val_images(config, limit)
@@ -66,18 +67,27 @@ class Comparison:
         return to_uint8(color.target_to_rgb(self.gray, target, self.color_space).numpy())
 
     def add(self, method, prediction):
-        self.methods[method] = measure(self.gray, self.truth, prediction, self.color_space,
-                                       self.prior, self.classify, self.truth_votes)
-        self.images[method] = list(self.rgb(prediction)[:GRID_ROWS])
+        """Measures one more seed of `method` (the grid shows its first seed)."""
+        measured = measure(self.gray, self.truth, prediction, self.color_space, self.prior,
+                           self.classify, self.truth_votes)
+        rows = self.methods.setdefault(method, {})
+        for metric, values in measured.items():
+            rows.setdefault(metric, []).append(values)
+        self.images.setdefault(method, list(self.rgb(prediction)[:GRID_ROWS]))
+
+    def measured(self):
+        """{method: {metric: array [seeds, images]}}."""
+        return {method: {metric: np.stack(rows) for metric, rows in metrics.items()}
+                for method, metrics in self.methods.items()}
 
     def with_truth(self):
-        """The methods plus the true colours as a last row (colorfulness to aim for)."""
+        """The measurements plus the true colours as a last row (colorfulness to aim for)."""
         self.add("truth", self.truth)
         del self.methods["truth"]["psnr"]  # infinite against itself
-        return self.methods
+        return self.measured()
 
     def add_model(self, method, model, kind, temperature=None):
-        """Measures a trained model; returns its raw outputs (for other decodings)."""
+        """Measures a trained model (one seed); returns its raw outputs (other decodings)."""
         outputs = model_outputs(model, self.features)
         self.add(method, decode(outputs, kind, self.size, temperature))
         return outputs

@@ -2,9 +2,10 @@
 
 A claim module holds a `Reproduction` (seed, paper, the runs it trains with their overrides,
 the methods they become, the claims checked on which metrics) and `measure(context) ->
-Section`. Most measures are `measure_trained`: train every run on the same records with the
-same seed, steps and batch (so the only difference is the one the paper studies), measure
-them beside the gray baseline on the same val images, and draw the figures.
+Section`. Most measures are `measure_trained`: train every run, once per training seed, on
+the same records with the same steps, batch and schedule (so the only difference is the one
+the paper studies), measure them beside the gray baseline on the same val images, and draw
+the figures: an image grid, the learning curves from the runs' logs, and any sweep.
 """
 
 import dataclasses
@@ -14,12 +15,13 @@ import numpy as np
 
 from koala.data import prior as prior_lib
 from koala.reproduce import figures, runs
-from koala.reproduce.budget import SEED, resolve
+from koala.reproduce.budget import resolve
+from koala.reproduce.markdown import label
 from koala.reproduce.measure import Comparison
 from koala.reproduce.verdict import Section
 
-ONE_SEED = ("One training seed per model: the ± is the paired standard error over images, "
-            "not over training runs.")
+SEEDS_NOTE = ("The ± and the verdicts combine two noises: the val images and the training "
+              "seeds (every seed of every method measured on the same images).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +66,7 @@ class Reproduction:
     prior: bool = False  # also measure the rebalanced AuC (weights by 1 / ab prior)
     judge: bool = False  # also measure top-1 agreement of the ImageNet classifier
     sweep: Optional[Sweep] = None
-    notes: str = ONE_SEED
+    notes: str = SEEDS_NOTE
 
     @property
     def methods(self):
@@ -77,48 +79,83 @@ def setup_lines(spec, budget, **values):
     return [f"- {line.format(budget=budget, **values)}" for line in spec.setup]
 
 
-def measure_runs(context, spec):
-    """Trains the spec's runs -> (records directory, Comparison with baseline and every
-    run measured, {method: raw outputs})."""
+def measure_runs(context, spec, decodings=None):
+    """Trains the spec's runs, every training seed -> (records directory, Comparison with
+    the baseline and every run measured, {method: [TrainedRun per seed]}).
+
+    `decodings(comparison, method, outputs)` may add more methods from one seed's raw
+    outputs (other temperatures): models are measured and dropped seed by seed.
+    """
     budget = context.budget
     directory, size = runs.records(context, spec.records)
     steps = getattr(budget, spec.steps)
-    trained = {run.method: runs.train_run(context, run.name, run.experiment, directory, size,
-                                          steps, run.with_embedding,
-                                          resolve(run.overrides, budget))
-               for run in spec.runs}
-    prior = prior_lib.ab_prior(str(directory)) if spec.prior else None
-    comparison = Comparison(next(iter(trained.values()))[1], budget.eval_images, prior=prior,
-                            classify=context.classify if spec.judge else None)
-    comparison.add(spec.baseline, np.zeros_like(comparison.truth))
-    outputs = {method: comparison.add_model(method, model, kind, spec.temperature)
-               for method, (model, _, kind) in trained.items()}
-    return directory, comparison, outputs
+    comparison, trained = None, {run.method: [] for run in spec.runs}
+    for seed in range(budget.seeds):
+        for run in spec.runs:
+            config = runs.run_config(context, run.experiment, directory, size, steps, seed,
+                                     run.with_embedding, resolve(run.overrides, budget))
+            result = runs.train_run(context, run.name, config)
+            if comparison is None:
+                prior = prior_lib.ab_prior(str(directory)) if spec.prior else None
+                comparison = Comparison(config, budget.eval_images, prior=prior,
+                                        classify=context.classify if spec.judge else None)
+                comparison.add(spec.baseline, np.zeros_like(comparison.truth))
+            outputs = comparison.add_model(run.method, result.model, result.kind,
+                                           spec.temperature)
+            if decodings is not None:
+                decodings(comparison, run.method, outputs)
+            result.model = None  # measured: free it before the next run
+            trained[run.method].append(result)
+    return directory, comparison, trained
 
 
-def section(context, spec, directory, comparison, **values):
-    """The Section of a trained comparison: setup (formatted with `values`), measurements
-    with truth, figures."""
+def setup_head(context, spec, directory):
+    """The Markdown bullets every trained section starts with: records and training."""
     budget = context.budget
-    head = [f"- Records: `{directory.name}` ({directory.relative_to(context.workdir)} under "
+    return [f"- Records: `{directory.name}` ({directory.relative_to(context.workdir)} under "
             f"the report workdir), seeded sample, centre-cropped.",
-            f"- Training: {getattr(budget, spec.steps)} steps, batch {budget.batch}, Adam "
-            f"1e-3, seed {SEED}, float32, one CPU process; every compared model identical "
-            f"except for the studied change."]
+            f"- Training: {budget.seeds} training seeds per model (0-{budget.seeds - 1}); "
+            f"{getattr(budget, spec.steps)} steps of batch {budget.batch}, Adam, peak "
+            f"learning rate {budget.learning_rate:g} after {budget.warmup_steps} warmup "
+            f"steps, cosine decay to 0, float32, one CPU process; every compared model "
+            f"identical except for the studied change."]
+
+
+def section(context, spec, directory, comparison, trained, **values):
+    """The Section of a trained comparison: setup (formatted with `values`), measurements
+    with truth, figures (sweep, learning curves, image grid), training time."""
+    budget = context.budget
     shown = []
+    measured = comparison.with_truth()
     if spec.sweep is not None:
         path, link = context.figure(spec.sweep.file)
-        figures.sweep_plot(comparison.methods, spec.sweep.methods, spec.sweep.xs,
-                           spec.sweep.xlabel, spec.sweep.metrics, path)
+        figures.sweep_plot(measured, spec.sweep.methods, spec.sweep.xs, spec.sweep.xlabel,
+                           spec.sweep.metrics, path)
         shown.append((spec.sweep.caption, link))
+    curves = {method: [runs.learning_curve(r.workdir) for r in results]
+              for method, results in trained.items()}
+    metrics = figures.curve_metrics(spec.claims, curves)
+    if metrics:
+        path, link = context.figure(f"{spec.seed}_learning_curves.png")
+        gray = {metric: float(np.mean(values))
+                for metric, values in measured[spec.baseline].items()}
+        figures.learning_curves(curves, metrics, path, gray)
+        shown.append((f"Learning curves: {', '.join(label(m) for m in metrics)} on the val "
+                      f"images as the training loop logged them, against step (thin: one "
+                      f"seed; thick: their mean; dashed: gray)", link))
     shown.append((spec.grid[1], comparison.grid(context, spec.grid[0], spec.methods)))
-    setup = "\n".join(head + setup_lines(spec, budget, **values))
-    return Section(spec.seed, spec.title, setup, comparison.with_truth(), list(spec.claims),
-                   shown, spec.notes)
+    setup = "\n".join(setup_head(context, spec, directory)
+                      + setup_lines(spec, budget, **values))
+    result = Section(spec.seed, spec.title, setup, measured, list(spec.claims), shown,
+                     spec.notes, baseline=spec.baseline)
+    # what earlier sessions spent on the runs reused here; koala.reproduce.run adds the
+    # time of this session
+    result.seconds = sum(r.seconds for results in trained.values() for r in results
+                         if r.reused)
+    return result
 
 
 def measure_trained(context, spec):
     """The usual measure: train, measure on the same val images, one Section."""
-    directory, comparison, _ = measure_runs(context, spec)
-    return section(context, spec, directory, comparison)
-
+    directory, comparison, trained = measure_runs(context, spec)
+    return section(context, spec, directory, comparison, trained)

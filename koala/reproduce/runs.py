@@ -2,11 +2,20 @@
 
 Records come from seeded random samples of ../shared/data (a list file per set, so that the
 sample mixes every sub-folder; `limit` alone would take the alphabetically first ones) and
-are built once per budget under the workdir, then reused. Every training run shares seed,
-steps, batch and learning rate, so the two sides of a comparison differ only in the one
-override the paper studies.
+are built once per budget under the workdir, then reused. Every training run of a
+comparison shares steps, batch and learning-rate schedule, and each training seed is run
+for every method, so the two sides of a comparison differ only in the one override the
+paper studies.
+
+Runs resume: <workdir>/runs/<run>/seed<k>/ keeps the planned config (report_config.json);
+a finished run whose planned config is unchanged is reused, an unfinished one resumes from
+its last checkpoint (koala.training.loop), and one planned differently (the code or the
+budget changed) is trained afresh. Each finished run records its training seconds, so a
+report assembled over several sessions still states what its runs cost.
 """
 
+import dataclasses
+import json
 import pathlib
 import random
 import shutil
@@ -23,9 +32,19 @@ from koala.training import builders, loop, records as training_records
 from koala.training import config as training_config
 
 CHUNK = 16  # images per forward pass when measuring
-# Papers' rates such as Zhang's 3e-5 are for 10^5 steps; a few hundred steps need 1e-3 to
-# move at all.
-LEARNING_RATE = 1e-3
+PLANNED, SECONDS = "report_config.json", "report_seconds.json"  # files of a run's folder
+
+
+@dataclasses.dataclass
+class TrainedRun:
+    """A finished training run of the report."""
+
+    model: object  # keras.Model
+    config: object  # its ConfigDict
+    kind: str  # "regression" or "classification"
+    seconds: float  # training time (of the attempt that finished it)
+    workdir: pathlib.Path  # metrics.jsonl holds its learning curve
+    reused: bool  # finished before this report started (its seconds were spent then)
 
 
 def sample_list(folder, count, path, seed=SEED):
@@ -70,36 +89,58 @@ def records(context, which):
                           budget.photo_size, embedding="efficientnet_lite0"), budget.photo_size
 
 
-def train_run(context, run, experiment, records_dir, size, steps, with_embedding=False,
-              changes=None):
-    """Trains `experiment` (its cpu/tiny variant) on `records_dir`; returns (model, config,
-    kind). `changes` maps dotted config keys to values (the one thing a comparison varies).
-    """
+def run_config(context, experiment, records_dir, size, steps, seed, with_embedding=False,
+                changes=None):
+    """The ConfigDict of one report run: `experiment` at the budget's variant, on
+    `records_dir`, with the budget's schedule and `changes` (dotted keys -> values: the one
+    thing a comparison varies)."""
+    budget = context.budget
+    config = training_config.load_config(f"{experiment}:{budget.variant}")
+    config.data.update(records=str(records_dir), source="", size=size,
+                       with_embedding=with_embedding)
+    config.train.update(steps=steps, batch_size=budget.batch, seed=seed,
+                        steps_per_loop=max(1, min(50, steps)))
+    curve_every = max(1, steps // budget.curve_points)
+    config.eval.update(every_steps=curve_every, max_batches=budget.curve_batches, images=2)
+    config.checkpoint.every_steps = curve_every
+    config.precision = "float32"
+    config.optimizer.learning_rate = budget.learning_rate
+    config.schedule.update(name="cosine", warmup_steps=budget.warmup_steps)
+    training_config.override(config, changes or {})
+    return config
+
+
+def train_run(context, run, config):
+    """Trains (or reuses, or resumes) run folder `run`/seed<k> with `config` -> TrainedRun."""
     import keras  # noqa: PLC0415
 
     from koala.bundle import keras_bundle  # noqa: PLC0415
 
-    budget = context.budget
-    variant = "tiny" if budget.name == "tiny" else "cpu"
-    config = training_config.load_config(f"{experiment}:{variant}")
-    config.data.update(records=str(records_dir), source="", size=size,
-                       with_embedding=with_embedding)
-    config.train.update(steps=steps, batch_size=budget.batch, seed=SEED,
-                        steps_per_loop=max(1, min(50, steps)))
-    config.eval.update(every_steps=steps, max_batches=1, images=2)
-    config.checkpoint.every_steps = steps
-    config.precision = "float32"
-    config.optimizer.learning_rate = LEARNING_RATE
-    training_config.override(config, changes or {})
-    workdir = context.workdir / "runs" / run
-    finished = (workdir / "bundle" / "koala.json").is_file()
-    if not (context.reuse_runs and finished):
-        shutil.rmtree(workdir, ignore_errors=True)  # fresh: the seed decides the result
+    workdir = context.workdir / "runs" / run / f"seed{int(config.train.seed)}"
+    planned = config.to_json_best_effort(indent=2, sort_keys=True)
+    if (workdir / PLANNED).is_file() and (workdir / PLANNED).read_text() != planned:
+        logging.info("report: %s was planned differently; training it afresh", workdir)
+        shutil.rmtree(workdir)
+    reused = (workdir / SECONDS).is_file()
+    context.reused_runs += reused
+    if not reused:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / PLANNED).write_text(planned)
         keras.backend.clear_session()
         started = time.perf_counter()
         loop.train(config, workdir, strategy=tf.distribute.get_strategy())
-        logging.info("report: trained %s in %.0f s", run, time.perf_counter() - started)
-    return keras_bundle.load(workdir).model, config, builders.output_kind(config)
+        seconds = time.perf_counter() - started
+        (workdir / SECONDS).write_text(json.dumps({"seconds": seconds}))
+        logging.info("report: trained %s in %.0f s", workdir, seconds)
+    seconds = json.loads((workdir / SECONDS).read_text())["seconds"]
+    return TrainedRun(keras_bundle.load(workdir).model, config, builders.output_kind(config),
+                      seconds, workdir, reused)
+
+
+def learning_curve(workdir):
+    """The run's val rows of metrics.jsonl (step and every metric the loop logged)."""
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    return [row for row in rows if row.get("split") == "val"]
 
 
 def val_images(config, limit):

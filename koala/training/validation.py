@@ -1,4 +1,5 @@
-"""What the loop's periodic evaluation reports: PSNR, AuC and gray | prediction | truth rows."""
+"""What the loop's periodic evaluation reports: PSNR, AuC, MSE, colourfulness and
+gray | prediction | truth rows (the report's learning curves read them from metrics.jsonl)."""
 
 import numpy as np
 import tensorflow as tf
@@ -8,10 +9,14 @@ from koala.evaluation import metrics
 
 
 def quality_metrics(gray, truth, prediction, color_space):
-    """Mean PSNR (dB, RGB) per image, and Zhang's AuC of the ab error (Lab experiments)."""
+    """Means over images: PSNR (dB, RGB), MSE of the target (model units), Hasler and
+    Suesstrunk's colourfulness, and Zhang's AuC of the ab error (Lab experiments)."""
     true_rgb = color.target_to_rgb(gray, truth, color_space).numpy()
     pred_rgb = color.target_to_rgb(gray, prediction, color_space).numpy()
-    result = {"psnr": float(np.mean([metrics.psnr(p, t) for p, t in zip(pred_rgb, true_rgb)]))}
+    result = {"psnr": float(np.mean([metrics.psnr(p, t) for p, t in zip(pred_rgb, true_rgb)])),
+              "mse": float(np.mean(np.square(np.asarray(prediction) - np.asarray(truth)))),
+              "colorfulness": float(np.mean([metrics.colorfulness(p * 255.0)
+                                             for p in pred_rgb]))}
     if color_space == "lab":
         result["auc"] = metrics.auc(color.unscale_ab(prediction), color.unscale_ab(truth))
     return result

@@ -1,5 +1,7 @@
-"""`koala report`: the tiny budget end to end, verdicts computed from measurements, and\nclaims that name only what their spec measures."""
+"""`koala report`: the tiny budget end to end, verdicts computed from measurements over
+seeds and images, runs that resume, and claims that name only what their spec measures."""
 
+import json
 import math
 import re
 
@@ -30,12 +32,40 @@ def test_claims_table_is_built_from_the_measured_values():
     lower = _section(base - 3.0, base)  # same claim, measurements reversed
     assert "**disagrees**" in markdown.claims_table(lower)
     alternating = _section(base + np.tile([1.0, -1.0], 20), base)  # mean difference 0
-    assert verdict.compare(alternating, alternating.claims[0])[-1] == verdict.INCONCLUSIVE
+    assert verdict.compare(alternating, alternating.claims[0]).verdict == verdict.INCONCLUSIVE
 
     results = markdown.results_table(higher)
-    assert f"{np.mean(base):.1f}" in results and "| 40 |" in results
+    assert f"{np.mean(base):.1f}" in results and "| 1 × 40 |" in results
     headline = markdown.headline_table([higher, lower])
     assert headline.count("| agrees |") == 1 and headline.count("| disagrees |") == 1
+
+
+def test_verdict_needs_every_seed_and_counts_the_seed_spread():
+    rng = np.random.default_rng(1)
+    base = rng.uniform(10, 20, 200)
+    shift = rng.normal(0, 0.2, 200)
+
+    def seeds(*offsets):
+        return np.stack([base + shift + offset for offset in offsets])
+
+    agreeing = _section(seeds(1.0, 1.2, 0.9), base)
+    result = verdict.compare(agreeing, agreeing.claims[0])
+    assert result.verdict == verdict.AGREES and result.seeds_with_sign == 3
+    assert result.seed_means == pytest.approx([1.0, 1.2, 0.9], abs=0.05)
+
+    # the same mean difference, one seed the other way: images alone would call it
+    one_against = _section(seeds(1.8, 1.5, -0.2), base)
+    result = verdict.compare(one_against, one_against.claims[0])
+    assert result.mean > 2 * 0.2 / np.sqrt(200) * 2  # far beyond the image noise alone
+    assert result.seeds_with_sign == 2 and result.verdict == verdict.INCONCLUSIVE
+
+    # every seed positive but they scatter widely: the seed spread enters the error
+    scattered = _section(seeds(0.05, 2.0, 0.1), base)
+    result = verdict.compare(scattered, scattered.claims[0])
+    image_only = 0.2 / np.sqrt(200)
+    assert result.standard_error > 5 * image_only
+    assert result.verdict == verdict.INCONCLUSIVE
+    assert "2/3" in markdown.claims_table(one_against)
 
 
 def test_claim_on_different_images_is_refused():
@@ -53,16 +83,24 @@ def test_tiny_budget_writes_every_section_with_finite_numbers(tmp_path, shared_d
     assert [s.key for s in sections] == list(SECTIONS)
     text = output.read_text()
     assert re.search(r"Wall time: \d+\.\d min total", text)
+    assert "**2 training seeds** per model" in text
+    margins = text.split("Do the models learn?")[1].split("## ")[0]
+    assert all(f"| {key} |" in margins for key in SECTIONS)
     for section in sections:
         assert f"## {section.key}:" in text
         assert section.claims and section.seconds > 0
         for claim in section.claims:
             assert claim.text in text
         for method, values in section.methods.items():
-            for metric, per_image in values.items():
-                assert len(per_image) > 0 and np.all(np.isfinite(per_image)), (method, metric)
+            for metric, measured in values.items():
+                assert np.all(np.isfinite(measured)), (method, metric)
+                assert measured.ndim == 2 and measured.shape[1] > 0, (method, metric)
+                trained = method not in (section.baseline, "truth")
+                assert measured.shape[0] == (2 if trained else 1), (section.key, method)
         for _, link in section.figures:
             assert (output.parent / link).is_file(), link
+        if section.key != "003":  # it trains nothing
+            assert any("learning_curves" in link for _, link in section.figures)
     tables = [line for line in text.splitlines() if line.startswith("| ")]
     numbers = [cell for line in tables for cell in line.split("|")
                if re.fullmatch(r"\s*-?[\d.]+(e[-+]\d+)?\s*", cell)]
@@ -84,3 +122,34 @@ def test_every_claim_compares_methods_its_spec_measures():
         for claim in spec.claims:
             assert {claim.first, claim.second} <= measured, (spec.seed, claim.text)
             assert claim.metric in markdown.METRIC_LABELS, (spec.seed, claim.metric)
+
+
+def test_a_run_is_reused_resumed_or_retrained_as_its_folder_says(tmp_path, shared_data):
+    from koala.reproduce import runs
+    from koala.reproduce.budget import BUDGETS, Context
+
+    context = Context(BUDGETS["tiny"], shared_data, tmp_path, tmp_path, "figures")
+    directory, size = runs.records(context, "cifar10")
+    config = runs.run_config(context, "cifar10_unet_regression", directory, size, 4, seed=1)
+    first = runs.train_run(context, "run", config)
+    assert not first.reused and first.workdir == tmp_path / "runs" / "run" / "seed1"
+    log = (first.workdir / "metrics.jsonl").read_text()
+    assert [row["step"] for row in runs.learning_curve(first.workdir)] == [2, 4]
+
+    again = runs.train_run(context, "run", config)  # finished: loaded, not trained
+    assert again.reused and context.reused_runs == 1 and again.seconds == first.seconds
+    assert (again.workdir / "metrics.jsonl").read_text() == log
+
+    # killed after its last checkpoint, before it recorded its time: it resumes there
+    (first.workdir / runs.SECONDS).unlink()
+    resumed = runs.train_run(context, "run", config)
+    assert not resumed.reused and (resumed.workdir / runs.SECONDS).is_file()
+    assert (resumed.workdir / "metrics.jsonl").read_text() == log  # no step trained twice
+
+    changed = runs.run_config(context, "cifar10_unet_regression", directory, size, 4, seed=1,
+                              changes={"optimizer.learning_rate": 0.01})
+    retrained = runs.train_run(context, "run", changed)  # planned differently: afresh
+    assert not retrained.reused
+    assert json.loads((retrained.workdir / runs.PLANNED).read_text())["optimizer"][
+        "learning_rate"] == 0.01
+    assert (retrained.workdir / "metrics.jsonl").read_text() != log

@@ -52,9 +52,12 @@ SPEC = Reproduction(
 
 def measure(context):
     """The trained comparison, plus the rebalanced logits decoded at every temperature."""
-    directory, comparison, outputs = reproduction.measure_runs(context, SPEC)
-    for method, temperature in zip(SWEEP, TEMPERATURES):
-        comparison.add(method, decode(outputs[REBALANCED.method], "classification",
-                                      comparison.size, temperature))
-    return reproduction.section(context, SPEC, directory, comparison,
+    def temperatures(comparison, method, outputs):
+        if method == REBALANCED.method:
+            for swept, temperature in zip(SWEEP, TEMPERATURES):
+                comparison.add(swept, decode(outputs, "classification", comparison.size,
+                                             temperature))
+
+    directory, comparison, trained = reproduction.measure_runs(context, SPEC, temperatures)
+    return reproduction.section(context, SPEC, directory, comparison, trained,
                                 bins=len(color.ab_bins()))

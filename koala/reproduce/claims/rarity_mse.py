@@ -5,7 +5,7 @@ considerable progress on quantitative metrics").
 """
 
 from koala.reproduce import reproduction
-from koala.reproduce.reproduction import ONE_SEED, Reproduction, Run, Sweep
+from koala.reproduce.reproduction import SEEDS_NOTE, Reproduction, Run, Sweep
 from koala.reproduce.verdict import Claim
 
 LAMBDAS = (0.25, 0.5, 0.75)
@@ -36,7 +36,7 @@ SPEC = Reproduction(
                 "λ (0 = plain MSE)", ("colorfulness", "auc", "psnr"), "000_lambda_sweep.png",
                 "colorfulness, AuC and PSNR against λ"),
     grid=("000_photos_grid.png", "photos val: gray | MSE | rarity λ | truth"),
-    notes=ONE_SEED + " The paper reports no numbers; its claims are qualitative (more "
+    notes=SEEDS_NOTE + " The paper reports no numbers; its claims are qualitative (more "
     "saturated; 'no considerable progress on quantitative metrics').",
 )
 
