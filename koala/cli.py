@@ -34,6 +34,16 @@ def _usage():
     return "\n".join(lines)
 
 
+def _help_shows(module):
+    """`koala VERB --help` shows the verb module's docstring and flags: absl's help prints
+    the __main__ module's docstring and the key flags of the module named sys.argv[0]."""
+    from absl import flags  # noqa: PLC0415
+
+    sys.modules["__main__"].__doc__ = module.__doc__
+    for flag in flags.FLAGS.get_flags_for_module(module.__name__):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+
+
 def run(argv=None):
     """Console-script entry point."""
     argv = list(sys.argv if argv is None else argv)
@@ -53,6 +63,7 @@ def run(argv=None):
     from koala import errors
 
     module = importlib.import_module(f"koala.commands.{verb}")
+    _help_shows(module)
     try:
         app.run(errors.user_main(module.main), argv=[f"koala {verb}"] + argv[2:],
                 flags_parser=getattr(module, "parse_flags", errors.parse_flags))

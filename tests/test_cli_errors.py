@@ -112,3 +112,13 @@ def test_verb_loads_without_tensorflow(verb):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             cwd=REPO, timeout=60)
     assert result.stdout.split() == ["False", "False"], result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("verb, flag, words", [
+    ("report", "--budget", ["paper", "tiny", "koala report --budget paper"]),
+    ("colorize", "--hints", ["--output"]),
+])
+def test_verb_help_lists_its_own_flags_and_usage(verb, flag, words, files):
+    result = koala(verb, "--help", cwd=files)  # absl's --help exits with status 1
+    assert flag in result.stdout and all(word in result.stdout for word in words)
+    assert result.stdout.lstrip().startswith(f"`koala {verb}")  # the verb's docstring

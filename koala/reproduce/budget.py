@@ -4,6 +4,8 @@ A `Budget` scales everything at once: "tiny" proves the pipeline in about a minu
 "cpu" is the committed report, at most 4 hours of a 2-core machine (it resumes, so it may
 span sessions). The models are far from the papers' convergence: the report measures
 whether each claimed effect shows in models that already beat leaving the photo gray.
+"paper" runs each comparison at its paper's own scale and data instead (its
+reproduction.PaperScale): days of a GPU or TPU.
 """
 
 import dataclasses
@@ -35,6 +37,17 @@ class Budget:
     learning_rate: float  # Adam's peak rate: papers' rates (Zhang's 3e-5) are for 10^5 steps
     warmup_steps: int  # then cosine decay to 0 over the run
     curve_points: int = 10  # validations per run: the learning curves' points
+    # each comparison at its paper's scale (its PaperScale), the experiments at their own
+    # settings (no variant), not at this budget's sizes, variant and schedule
+    at_paper_scale: bool = False
+
+    def for_comparison(self, paper_scale):
+        """This budget as a comparison runs it: at paper scale with the size, steps and batch
+        of its `paper_scale` (a reproduction.PaperScale; None for one that trains nothing)."""
+        if not self.at_paper_scale or paper_scale is None:
+            return self
+        return dataclasses.replace(self, photo_size=paper_scale.size, steps=paper_scale.steps,
+                                   cifar_steps=paper_scale.steps, batch=paper_scale.batch)
 
     @property
     def curve_batches(self):
@@ -48,9 +61,17 @@ BUDGETS = {
                    reference_folders=2, reference_per_folder=2, learning_rate=1e-3,
                    warmup_steps=0, curve_points=2),
     "cpu": Budget("cpu", "cpu", seeds=3, steps=3000, cifar_steps=4000, batch=16,
-                  photo_size=64, photos=4000, cifar_images=5000, eval_images=200,
+                  photo_size=64, photos=4000, cifar_images=5000, eval_images=400,
                   unet_width=16, zhang_width=0.25, reference_folders=16,
                   reference_per_folder=3, learning_rate=1e-3, warmup_steps=100),
+    # Size, steps and batch come from each comparison's PaperScale (for_comparison), records
+    # from its paper's data, optimizer, rate and precision from the experiments: this
+    # entry's values of those fields are read only by run.py's header.
+    "paper": Budget("paper", "", seeds=3, steps=100_000, cifar_steps=20_000, batch=32,
+                    photo_size=224, photos=0, cifar_images=0, eval_images=1000,
+                    unet_width=32, zhang_width=1.0,  # the models' own widths (unet, Zhang's)
+                    reference_folders=16, reference_per_folder=10, learning_rate=1e-3,
+                    warmup_steps=0, at_paper_scale=True),
 }
 
 

@@ -37,6 +37,27 @@ class Run:
 
 
 @dataclasses.dataclass(frozen=True)
+class PaperScale:
+    """A comparison at its paper's own scale and data (`koala report --budget paper`): the
+    records, size and schedule, and the full-size experiment each cpu run becomes."""
+
+    source: str  # the records' images: "tfds:NAME[:SPLIT]" (koala.data.sources)
+    size: int  # working size of the records and models
+    steps: int
+    batch: int
+    images: int = 0  # at most this many source images (0: all); 10% are held out for val
+    resize: str = "crop"  # how the records fit an image to `size` (koala.data.images)
+    backbone: str = ""  # the embedding precomputed into the records ("" for none)
+    weights: str = "imagenet"  # of that backbone and the models': a download, or a file
+    # a cpu run's experiment -> the paper's (an experiment not named here stays as it is)
+    experiments: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def experiment(self, name):
+        """The experiment that the cpu run of experiment `name` becomes at paper scale."""
+        return self.experiments.get(name, name)
+
+
+@dataclasses.dataclass(frozen=True)
 class Sweep:
     """A figure of metric means against a parameter: one method per x value."""
 
@@ -67,6 +88,7 @@ class Reproduction:
     judge: bool = False  # also measure top-1 agreement of the ImageNet classifier
     sweep: Optional[Sweep] = None
     notes: str = SEEDS_NOTE
+    paper_scale: Optional[PaperScale] = None  # how `koala report --budget paper` runs it
 
     @property
     def methods(self):
@@ -86,32 +108,40 @@ def measure_runs(context, spec, decodings=None):
     `decodings(comparison, method, outputs)` may add more methods from one seed's raw
     outputs (other temperatures): models are measured and dropped seed by seed.
     """
-    budget = context.budget
-    directory, size = runs.records(context, spec.records)
-    steps = getattr(budget, spec.steps)
+    directory, size = runs.records(context, spec.records, spec.paper_scale)
     comparison, trained = None, {run.method: [] for run in spec.runs}
-    for seed in range(budget.seeds):
-        for run in spec.runs:
-            config = runs.run_config(context, run.experiment, directory, size, steps, seed,
-                                     run.with_embedding, resolve(run.overrides, budget))
-            result = runs.train_run(context, run.name, config)
-            if comparison is None:
-                prior = prior_lib.ab_prior(str(directory)) if spec.prior else None
-                comparison = Comparison(config, budget.eval_images, prior=prior,
-                                        classify=context.classify if spec.judge else None)
-                comparison.add(spec.baseline, np.zeros_like(comparison.truth))
-            outputs = comparison.add_model(run.method, result.model, result.kind,
-                                           spec.temperature)
-            if decodings is not None:
-                decodings(comparison, run.method, outputs)
-            result.model = None  # measured: free it before the next run
-            trained[run.method].append(result)
+    for run, config in run_configs(context, spec, directory, size):
+        result = runs.train_run(context, run.name, config)
+        if comparison is None:
+            prior = prior_lib.ab_prior(str(directory)) if spec.prior else None
+            comparison = Comparison(config, context.budget.eval_images, prior=prior,
+                                    classify=context.classify if spec.judge else None)
+            comparison.add(spec.baseline, np.zeros_like(comparison.truth))
+        outputs = comparison.add_model(run.method, result.model, result.kind, spec.temperature)
+        if decodings is not None:
+            decodings(comparison, run.method, outputs)
+        result.model = None  # measured: free it before the next run
+        trained[run.method].append(result)
     return directory, comparison, trained
+
+
+def run_configs(context, spec, directory, size):
+    """[(Run, its ConfigDict)] of the spec's training runs on the records `directory` at
+    `size`, every run of training seed 0 first, then seed 1, ...: the budget's sizes and
+    schedule, or the spec's PaperScale (Budget.for_comparison decides)."""
+    budget = context.budget.for_comparison(spec.paper_scale)
+    steps = getattr(budget, spec.steps)
+    return [(run, runs.run_config(context, run.experiment, directory, size, steps, seed,
+                                  run.with_embedding, resolve(run.overrides, budget),
+                                  spec.paper_scale))
+            for seed in range(budget.seeds) for run in spec.runs]
 
 
 def setup_head(context, spec, directory):
     """The Markdown bullets every trained section starts with: records and training."""
-    budget = context.budget
+    budget = context.budget.for_comparison(spec.paper_scale)
+    if budget.at_paper_scale:
+        return paper_setup_head(context, spec, directory)
     return [f"- Records: `{directory.name}` ({directory.relative_to(context.workdir)} under "
             f"the report workdir), seeded sample, centre-cropped.",
             f"- Training: {budget.seeds} training seeds per model (0-{budget.seeds - 1}); "
@@ -121,10 +151,30 @@ def setup_head(context, spec, directory):
             f"identical except for the studied change."]
 
 
+def paper_setup_head(context, spec, directory):
+    """setup_head at paper scale: the paper's data and schedule, and the experiments that
+    replace the cpu report's (the spec's own setup lines name the cpu models)."""
+    budget, scale = context.budget, spec.paper_scale
+    embedding = f", {scale.backbone} embedding precomputed" if scale.backbone else ""
+    replaced = sorted({(run.experiment, scale.experiment(run.experiment)) for run in spec.runs
+                       if scale.experiment(run.experiment) != run.experiment})
+    experiments = "".join(f"; `{paper}` (the paper's backbone) in place of the cpu "
+                          f"report's `{cpu}`" for cpu, paper in replaced)
+    return [f"- Records: `{directory.name}` ({directory.relative_to(context.workdir)} under "
+            f"the report workdir): `{scale.source}`"
+            f"{f', first {scale.images}' if scale.images else ''}, {scale.size} px "
+            f"(resize: {scale.resize}){embedding}; 10% held out.",
+            f"- Training at the paper's scale: {budget.seeds} training seeds per model "
+            f"(0-{budget.seeds - 1}); {scale.steps} steps of batch {scale.batch}; each "
+            f"experiment at its own settings (the paper's optimizer and learning rate; "
+            f"precision from the hardware){experiments}; every compared model identical "
+            f"except for the studied change."]
+
+
 def section(context, spec, directory, comparison, trained, **values):
     """The Section of a trained comparison: setup (formatted with `values`), measurements
     with truth, figures (sweep, learning curves, image grid), training time."""
-    budget = context.budget
+    budget = context.budget.for_comparison(spec.paper_scale)
     shown = []
     measured = comparison.with_truth()
     if spec.sweep is not None:

@@ -33,6 +33,7 @@ from koala.training import config as training_config
 
 CHUNK = 16  # images per forward pass when measuring
 PLANNED, SECONDS = "report_config.json", "report_seconds.json"  # files of a run's folder
+CHECKPOINT_EVERY = 1000  # steps at most between checkpoints: a preempted paper run loses few
 
 
 @dataclasses.dataclass
@@ -60,28 +61,58 @@ def sample_list(folder, count, path, seed=SEED):
 
 def sample_records(context, name, folder, count, size, embedding=""):
     """Builds (once) records of a sample of `folder` at `size`, centre-cropped, 10% val."""
-    from koala.data import sources, writer  # noqa: PLC0415
+    from koala.data import writer  # noqa: PLC0415
 
     name = f"{name}_{count}x{size}"  # a budget that samples differently gets its own records
     directory = context.workdir / "records" / name
-    if (directory / "manifest.json").is_file():
-        return directory
-    directory.mkdir(parents=True, exist_ok=True)
-    listing = sample_list(folder, count, context.workdir / "records" / f"{name}.txt")
-    settings = writer.Settings(source=str(listing), size=size, resize="crop", val_fraction=0.1,
-                               seed=SEED, embedding=embedding)
-    manifest = writer.build(sources.open_source(str(listing)), directory, settings)
-    if not manifest["counts"]["train"]["examples"] or not manifest["counts"]["val"]["examples"]:
-        shutil.rmtree(directory)
-        raise ValueError(f"{folder}: no usable images for the {name} records "
-                         f"({manifest['skip_reasons']})")
+    if not (directory / "manifest.json").is_file():
+        directory.mkdir(parents=True, exist_ok=True)
+        listing = sample_list(folder, count, context.workdir / "records" / f"{name}.txt")
+        build_records(directory, writer.Settings(
+            source=str(listing), size=size, resize="crop", val_fraction=0.1, seed=SEED,
+            embedding=embedding))
     return directory
 
 
-def records(context, which):
+def paper_records(context, scale):
+    """Builds (once) the records of a comparison at its paper's scale (`scale`, a
+    reproduction.PaperScale): its data, size and resize, its embedding backbone, 10% val.
+    tfds downloads what it may (ImageNet's tars must be in tfds' manual folder)."""
+    from koala.data import writer  # noqa: PLC0415
+
+    parts = (scale.source.removeprefix("tfds:").replace(":", "_").replace("/", "_"),
+             f"{scale.images or 'all'}x{scale.size}", scale.resize, scale.backbone)
+    directory = context.workdir / "records" / "_".join(part for part in parts if part)
+    if not (directory / "manifest.json").is_file():
+        build_records(directory, writer.Settings(
+            source=scale.source, size=scale.size, resize=scale.resize, val_fraction=0.1,
+            seed=SEED, limit=scale.images, embedding=scale.backbone,
+            embedding_weights=scale.weights), tfds_download=True)
+    return directory
+
+
+def build_records(directory, settings, tfds_download=False):
+    """Writes the records of `settings` into `directory`; both splits must hold images."""
+    from koala.data import sources, writer  # noqa: PLC0415
+
+    source = sources.open_source(settings.source, tfds_download=tfds_download)
+    manifest = writer.build(source, directory, settings)
+    if not manifest["counts"]["train"]["examples"] or not manifest["counts"]["val"]["examples"]:
+        shutil.rmtree(directory)
+        raise ValueError(f"{settings.source}: no usable images for the {directory.name} "
+                         f"records ({manifest['skip_reasons']})")
+
+
+def records(context, which, paper_scale=None):
     """(directory, size) of the "cifar10" records or the "photos" ones (every Lab claim's,
-    with the Lite0 embedding that seed 001 fuses)."""
+    with the Lite0 embedding that seed 001 fuses). At paper scale, those of the comparison's
+    `paper_scale` (reproduction.PaperScale): no comparison shares them, so without one
+    there is nothing to build, (None, None)."""
     budget = context.budget
+    if budget.at_paper_scale:
+        if paper_scale is None:
+            return None, None
+        return paper_records(context, paper_scale), paper_scale.size
     if which == "cifar10":
         return sample_records(context, "cifar10", context.data / "cifar10",
                               budget.cifar_images, 32), 32
@@ -90,23 +121,31 @@ def records(context, which):
 
 
 def run_config(context, experiment, records_dir, size, steps, seed, with_embedding=False,
-                changes=None):
+               changes=None, paper_scale=None):
     """The ConfigDict of one report run: `experiment` at the budget's variant, on
     `records_dir`, with the budget's schedule and `changes` (dotted keys -> values: the one
-    thing a comparison varies)."""
-    budget = context.budget
-    config = training_config.load_config(f"{experiment}:{budget.variant}")
+    thing a comparison varies). At paper scale the comparison's `paper_scale`
+    (reproduction.PaperScale) names the experiment, which keeps its own optimizer, schedule
+    and precision (the paper's), and gives the backbones' weights."""
+    budget = context.budget.for_comparison(paper_scale)
+    changes = dict(changes or {})
+    if budget.at_paper_scale:  # the paper's experiment at its own settings (no variant)
+        config = training_config.load_config(paper_scale.experiment(experiment))
+        if "weights" in config.model.kwargs:  # over the runs' own "imagenet" (seed 000's)
+            changes["model.kwargs.weights"] = paper_scale.weights
+    else:  # the budget's variant and schedule: the papers' rates are for 10^5 steps
+        config = training_config.load_config(f"{experiment}:{budget.variant}")
+        config.precision = "float32"
+        config.optimizer.learning_rate = budget.learning_rate
+        config.schedule.update(name="cosine", warmup_steps=budget.warmup_steps)
     config.data.update(records=str(records_dir), source="", size=size,
                        with_embedding=with_embedding)
     config.train.update(steps=steps, batch_size=budget.batch, seed=seed,
                         steps_per_loop=max(1, min(50, steps)))
     curve_every = max(1, steps // budget.curve_points)
     config.eval.update(every_steps=curve_every, max_batches=budget.curve_batches, images=2)
-    config.checkpoint.every_steps = curve_every
-    config.precision = "float32"
-    config.optimizer.learning_rate = budget.learning_rate
-    config.schedule.update(name="cosine", warmup_steps=budget.warmup_steps)
-    training_config.override(config, changes or {})
+    config.checkpoint.every_steps = min(curve_every, CHECKPOINT_EVERY)
+    training_config.override(config, changes)
     return config
 
 

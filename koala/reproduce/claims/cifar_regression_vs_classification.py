@@ -5,7 +5,7 @@ The proposal states no result; its claims are the trade-off it sets out to measu
 
 from koala.reproduce import reproduction
 from koala.reproduce.budget import FromBudget
-from koala.reproduce.reproduction import Reproduction, Run
+from koala.reproduce.reproduction import PaperScale, Reproduction, Run
 from koala.reproduce.verdict import Claim
 
 _WIDTH = {"model.kwargs.base_width": FromBudget("unet_width")}
@@ -35,6 +35,9 @@ SPEC = Reproduction(
         "(ColorUNet, Zhang et al.): regression is accurate but dull, classification vivid.",
     ),
     grid=("004_cifar_grid.png", "CIFAR-10 val: gray | regression | classification | truth"),
+    # The proposal: CIFAR-10 at 32 px (split 50k/5k/5k of all 60k; here tfds' 50k train
+    # split, 10% held out). It gives no batch, steps or width: the experiments' defaults.
+    paper_scale=PaperScale("tfds:cifar10", size=32, steps=20_000, batch=64),
 )
 
 

@@ -4,7 +4,7 @@ mean's temperature swept over the rebalanced model's logits."""
 from koala import color
 from koala.reproduce import reproduction
 from koala.reproduce.budget import FromBudget
-from koala.reproduce.reproduction import Reproduction, Run, Sweep
+from koala.reproduce.reproduction import PaperScale, Reproduction, Run, Sweep
 from koala.reproduce.runs import decode
 from koala.reproduce.verdict import Claim
 
@@ -47,6 +47,10 @@ SPEC = Reproduction(
                 "002_temperature_sweep.png",
                 "AuC, rebalanced AuC and colorfulness against T (rebalanced model)"),
     grid=("002_photos_grid.png", "photos val: gray | no rebalancing | rebalanced | truth"),
+    # Zhang et al.: "over a million colour images" (all of ImageNet's training set), 176 px,
+    # batch 40 (experiments/zhang_eccv16.py: their Adam and rate; the runs keep no weight
+    # decay). The text gives no steps: the experiment's. Full width: the budget's 1.0.
+    paper_scale=PaperScale("tfds:imagenet2012", size=176, steps=100_000, batch=40),
 )
 
 
