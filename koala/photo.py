@@ -5,19 +5,21 @@ output keeps (alpha, depth); the model's small ab is then upsampled and recombin
 L. This is the TF-free half of koala.color: the LiteRT runtime imports it without paying
 ~3.7 s and ~1 GB for TensorFlow, so the CIE constants live here and koala.color imports them.
 
-Recombination is the costly part at 12 MP, so it runs in row bands of ~1 MP: ab is
-upsampled per band (a small horizontal resize once, then the vertical pass per band), and
+Recombination is the costly part at 12 MP, so it runs in row bands of at most ~1 MP, one
+per core at least, in threads (koala.bands): ab is upsampled per band (a small horizontal resize once, then the vertical pass per band), and
 OpenCV's float Lab->RGB (exact, SIMD, threaded) converts the band. That conversion clips
 out-of-gamut colours channel by channel, which would change lightness, so clipped pixels
 (few in practice) are recomputed by blending, in linear RGB, towards the grey of the same
 luminance Y: luminance is linear in linear RGB, so Y and hence L stay exact. Bands keep the
-float temporaries at ~25 MB whatever the photo size."""
+float temporaries at ~25 MB a core whatever the photo size."""
 
 import dataclasses
 import functools
 
 import cv2
 import numpy as np
+
+from koala import bands
 
 # sRGB (D65) -> XYZ, the matrix skimage uses; XYZ is normalised by the D65 white point.
 RGB_TO_XYZ = np.array(
@@ -88,15 +90,17 @@ def lightness(channels, band_pixels=BAND_PIXELS):
         return _lightness_from_luminance(_srgb_to_linear(values))
     height, width = channels.shape[:2]
     out = np.empty((height, width), np.float32)
-    band_rows = max(1, band_pixels // width)
-    for top in range(0, height, band_rows):
-        band = channels[top:top + band_rows]
+
+    def band(rows):
+        part = channels[rows]
         if integer:
-            linear = _lookup(_linear_table(levels), band)
+            linear = _lookup(_linear_table(levels), part)
         else:
-            linear = _srgb_to_linear(np.clip(band.astype(np.float64), 0.0, 1.0)).astype(np.float32)
+            linear = _srgb_to_linear(np.clip(part.astype(np.float64), 0.0, 1.0)).astype(np.float32)
         luminance = cv2.transform(linear, _Y_WEIGHTS[None].astype(np.float32))
-        out[top:top + band_rows] = _lightness_from_luminance(luminance)
+        out[rows] = _lightness_from_luminance(luminance)
+
+    bands.each_band(height, bands.band_rows(height, width, band_pixels), band)
     return out
 
 
@@ -200,15 +204,16 @@ def recombine(full_lightness, ab, dtype=np.uint8, band_pixels=BAND_PIXELS):
     wide = cv2.resize(np.ascontiguousarray(ab, np.float32), (width, ab.shape[0]),
                       interpolation=cv2.INTER_LINEAR)  # horizontal pass: [h, W, 2], small
     out = np.empty((height, width, 3), dtype)
-    band_rows = max(1, band_pixels // width)
-    for top in range(0, height, band_rows):
-        rows = slice(top, min(top + band_rows, height))
+
+    def band(rows):
         lab = cv2.merge([full_lightness[rows], _upsample_rows(wide, height, rows)])
         rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
         clipped = cv2.inRange(rgb, (1e-6,) * 3, (1 - 1e-6,) * 3) == 0
         if clipped.any():
             rgb[clipped] = _in_gamut_rgb(lab[clipped])
         out[rows] = _quantize(rgb, dtype)
+
+    bands.each_band(height, bands.band_rows(height, width, band_pixels), band)
     return out
 
 

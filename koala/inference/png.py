@@ -16,14 +16,13 @@ ms, measured interleaved on the 2-core machine under a load average of 6-10, whe
 thread found no idle core); the band split is what lets idle cores share the deflate.
 """
 
-import concurrent.futures
-import functools
-import os
 import pathlib
 import struct
 import zlib
 
 import numpy as np
+
+from koala import bands
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LEVEL = 1
@@ -31,12 +30,6 @@ STRATEGY = zlib.Z_RLE
 BAND_BYTES = 2 << 20  # filtered bytes deflated per task: ~16 tasks at 12 MP
 _COLOR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> gray, gray+alpha, RGB, RGBA
 _FILTER_UP = 2
-
-
-@functools.lru_cache(maxsize=1)
-def _pool():
-    return concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1,
-                                                 thread_name_prefix="koala-png")
 
 
 def _chunk(kind, data):
@@ -76,7 +69,7 @@ def encode(image, level=LEVEL, strategy=STRATEGY):
     band_rows = max(1, BAND_BYTES // max(1, rows.shape[1]))
     starts = range(0, height, band_rows)
     zeros = np.zeros(rows.shape[1], np.uint8)
-    tasks = [_pool().submit(_deflate_band, rows[top:top + band_rows],
+    tasks = [bands.pool().submit(_deflate_band, rows[top:top + band_rows],
                             rows[top - 1] if top else zeros, level, strategy,
                             top + band_rows >= height)
              for top in starts]
