@@ -66,7 +66,15 @@ def weights_file(tmp_path_factory):
     return functools.cache(lambda name: random_init_weights(name, folder / f"{name}.weights.h5"))
 
 
-@pytest.mark.parametrize("spec", TRAINED, ids=lambda spec: spec.seed)
+# EfficientNet-B7 and Inception-ResNet-v2 take ~40 s each to trace for training, so their
+# comparisons train under -m slow (as tests/training/test_pipelines.py's runs of them do);
+# their planned configs are checked above in every run.
+HEAVY_BACKBONES = ("efficientnet_b7", "inception_resnet_v2")
+
+
+@pytest.mark.parametrize("spec", [
+    pytest.param(spec, marks=pytest.mark.slow) if PAPER[spec.seed][2] in HEAVY_BACKBONES
+    else spec for spec in TRAINED], ids=lambda spec: spec.seed)
 def test_every_run_trains_on_its_paper_path_offline(spec, tmp_path, shared_data, weights_file):
     backbone = PAPER[spec.seed][2]
     listing = runs.sample_list(shared_data / "photos" / "val", 6, tmp_path / "photos.txt")
