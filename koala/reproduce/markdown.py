@@ -83,8 +83,9 @@ def headline_table(sections):
 
 
 def trained(section):
-    """The section's methods other than its baseline and the truth row."""
-    return [m for m in section.methods if m not in (section.baseline, "truth")]
+    """The section's models: its methods other than the baseline, the bounds and the truth."""
+    return [m for m in section.methods
+            if m not in (section.baseline, "truth", *section.bounds)]
 
 
 def best_over_baseline(section):

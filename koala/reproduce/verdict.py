@@ -43,6 +43,7 @@ class Section:
     notes: str = ""
     seconds: float = 0.0
     baseline: str = ""  # the method every trained one must beat (gray: ab = 0)
+    bounds: tuple = ()  # methods that see the truth (an oracle): not models to rank
 
 
 @dataclasses.dataclass(frozen=True)

@@ -68,6 +68,19 @@ def test_verdict_needs_every_seed_and_counts_the_seed_spread():
     assert "2/3" in markdown.claims_table(one_against)
 
 
+def test_margins_rank_models_not_the_baseline_or_an_oracle_bound():
+    rng = np.random.default_rng(2)
+    gray = rng.uniform(20, 26, 50)
+    section = verdict.Section("003", "test", "- setup", {
+        "gray": {"psnr": gray[None]},
+        "model": {"psnr": np.stack([gray + 0.6 + rng.normal(0, 0.1, 50) for _ in range(3)])},
+        "true photo": {"psnr": np.stack([gray + 9.0] * 3)}}, [], baseline="gray",
+        bounds=("true photo",))
+    method, result = markdown.best_over_baseline(section)
+    assert method == "model" and result.mean == pytest.approx(0.6, abs=0.05)
+    assert "| 003 | model |" in markdown.margins_table([section])
+
+
 def test_claim_on_different_images_is_refused():
     section = _section(np.ones(3), np.ones(4))
     with pytest.raises(ValueError, match="different images"):

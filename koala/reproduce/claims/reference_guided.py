@@ -121,4 +121,5 @@ def measure(context):
     return Section(SPEC.seed, SPEC.title, "\n".join(setup),
                    {m: {k: np.asarray(v, np.float64) for k, v in s.items()}
                     for m, s in scores.items()},
-                   list(SPEC.claims), [(SPEC.grid[1], link)], notes=SPEC.notes, baseline=GRAY)
+                   list(SPEC.claims), [(SPEC.grid[1], link)], notes=SPEC.notes, baseline=GRAY,
+                   bounds=(TRUE,))
