@@ -49,9 +49,8 @@ def sweep_plot(measured, methods, xs, xlabel, metrics, path):
     plt.close(figure)
 
 
-# The claim metrics the training loop logs on its val batches (koala.training.validation),
-# and the logged metric shown for the others: chroma SE is MSE times a constant.
-LOGGED = ("psnr", "auc", "mse", "colorfulness")
+# A claim metric the training loop does not log, and the logged one its curve shows: chroma
+# SE is MSE times a constant.
 CURVE_FOR = {"chroma_se": "mse"}
 
 
@@ -60,7 +59,7 @@ def curve_metrics(claims, curves):
     (does the model learn at all?) first."""
     logged = {key for runs in curves.values() for rows in runs for row in rows for key in row}
     wanted = ["psnr"] + [CURVE_FOR.get(c.metric, c.metric) for c in claims]
-    return [m for m in dict.fromkeys(wanted) if m in LOGGED and m in logged]
+    return [m for m in dict.fromkeys(wanted) if m in logged]
 
 
 def learning_curves(curves, metrics, path, baseline=None):

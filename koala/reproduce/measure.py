@@ -73,7 +73,8 @@ class Comparison:
         rows = self.methods.setdefault(method, {})
         for metric, values in measured.items():
             rows.setdefault(metric, []).append(values)
-        self.images.setdefault(method, list(self.rgb(prediction)[:GRID_ROWS]))
+        if method not in self.images:
+            self.images[method] = list(self.rgb(prediction)[:GRID_ROWS])
 
     def measured(self):
         """{method: {metric: array [seeds, images]}}."""

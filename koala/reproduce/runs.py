@@ -28,7 +28,7 @@ from absl import logging
 from koala.image_io import IMAGE_SUFFIXES
 from koala.models import outputs as model_outputs_lib
 from koala.reproduce.budget import SEED
-from koala.training import builders, loop, records as training_records
+from koala.training import builders, history, loop, records as training_records
 from koala.training import config as training_config
 
 CHUNK = 16  # images per forward pass when measuring
@@ -41,7 +41,6 @@ class TrainedRun:
     """A finished training run of the report."""
 
     model: object  # keras.Model
-    config: object  # its ConfigDict
     kind: str  # "regression" or "classification"
     seconds: float  # training time (of the attempt that finished it)
     workdir: pathlib.Path  # metrics.jsonl holds its learning curve
@@ -172,14 +171,13 @@ def train_run(context, run, config):
         (workdir / SECONDS).write_text(json.dumps({"seconds": seconds}))
         logging.info("report: trained %s in %.0f s", workdir, seconds)
     seconds = json.loads((workdir / SECONDS).read_text())["seconds"]
-    return TrainedRun(keras_bundle.load(workdir).model, config, builders.output_kind(config),
+    return TrainedRun(keras_bundle.load(workdir).model, builders.output_kind(config),
                       seconds, workdir, reused)
 
 
 def learning_curve(workdir):
     """The run's val rows of metrics.jsonl (step and every metric the loop logged)."""
-    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-    return [row for row in rows if row.get("split") == "val"]
+    return [row for row in history.read(str(workdir)) if row.get("split") == "val"]
 
 
 def val_images(config, limit):

@@ -20,6 +20,7 @@ from koala.bundle import files, keras_bundle
 from koala.models import effnet_unet
 from koala.photo import DEFAULT_STRIDE
 from koala.shipping import selection
+from koala.training import history
 
 LOG_EVERY = 50  # training-loss lines kept in the shipped log (validation lines: all)
 LOG_FILE = "training_log.jsonl"
@@ -157,12 +158,9 @@ def training_log(run_dir, previous):
     if previous is not None and previous.is_file():
         lines = [json.loads(line) for line in previous.read_text().splitlines() if line.strip()]
     run = max((line.get("run", 1) for line in lines), default=0) + 1
-    metrics = None if run_dir is None else pathlib.Path(run_dir) / "metrics.jsonl"
-    if metrics is not None and metrics.is_file():
-        for text in metrics.read_text().splitlines():
-            line = dict(json.loads(text), run=run) if text else None
-            if line and (line.get("split") != "train" or line["step"] % LOG_EVERY == 0):
-                lines.append(line)
+    for line in [] if run_dir is None else history.read(str(run_dir)):
+        if line.get("split") != "train" or line["step"] % LOG_EVERY == 0:
+            lines.append(dict(line, run=run))
     for line in lines:
         line.setdefault("run", 1)
     return lines

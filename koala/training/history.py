@@ -21,10 +21,8 @@ class History:
     def __init__(self, workdir, chief=True, resumed_step=0):
         self.path = join(workdir, "metrics.jsonl") if chief else None
         self.records = []
-        if self.path is not None and resumed_step and tf.io.gfile.exists(self.path):
-            with tf.io.gfile.GFile(self.path) as stream:
-                lines = [json.loads(line) for line in stream if line.strip()]
-            self.records = [r for r in lines if r["step"] <= resumed_step]
+        if self.path is not None and resumed_step:
+            self.records = [r for r in read(workdir) if r["step"] <= resumed_step]
         self.writers = {split: tf.summary.create_file_writer(join(workdir, split)) if chief
                         else tf.summary.create_noop_writer() for split in ("train", "val")}
 
@@ -60,6 +58,15 @@ class History:
     def last(self, split):
         matching = [r for r in self.records if r["split"] == split]
         return matching[-1] if matching else None
+
+
+def read(workdir):
+    """The lines of the run's metrics.jsonl as dicts ([] before its first flush)."""
+    path = join(workdir, "metrics.jsonl")
+    if not tf.io.gfile.exists(path):
+        return []
+    with tf.io.gfile.GFile(path) as stream:
+        return [json.loads(line) for line in stream if line.strip()]
 
 
 def progress_bar(step, total, chief):
