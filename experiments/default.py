@@ -42,6 +42,11 @@ FROM_BUNDLE = {
     # the decoder and heads training (propagating a hint is the decoder's job)
     "hints": {"model.kwargs.hints": True, "data.hints": True, "model.kwargs.finetune": "",
               "train.steps": 4000, "optimizer.learning_rate": 3e-4},
+    # v4 plus hint propagation (koala.models.hint_propagation): only the propagation trains
+    "hints_propagation": {"model.kwargs.hints": True, "model.kwargs.propagation": True,
+                          "model.kwargs.propagation_only": True, "data.hints": True,
+                          "model.kwargs.finetune": "", "train.steps": 1500,
+                          "schedule.warmup_steps": 100, "optimizer.learning_rate": 1e-3},
 }
 
 
@@ -57,6 +62,8 @@ def get_config(arg=None):
     config.model.kwargs.weights = "imagenet"
     config.model.kwargs.finetune = "block7,top"
     config.model.kwargs.hints = False
+    config.model.kwargs.propagation = False
+    config.model.kwargs.propagation_only = False
     config.loss = ml_collections.ConfigDict(dict(name="huber_bins", lam=0.5,
                                                  logit_weight=1.0, rebalance=False,
                                                  feature_weight=0.0))

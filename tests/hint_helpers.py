@@ -18,7 +18,7 @@ def tiny_run(workdir, shared_data, hints=True, steps=TRAIN_STEPS):
     """`koala train --experiment default:tiny` (with colour hints) for `steps` steps on the
     Kodak photos; returns the workdir."""
     config = training_config.load_config("default:tiny")
-    config.model.kwargs.hints = config.data.hints = hints
+    config.model.kwargs.hints = config.data.hints = config.model.kwargs.propagation = hints
     config.train.steps = steps
     config.eval.every_steps = config.checkpoint.every_steps = steps
     config.optimizer.learning_rate = 3e-3

@@ -123,8 +123,8 @@ def test_shipped_default_beats_gray_on_the_packaged_photos():
 
 def test_shipped_default_takes_hints_and_ten_of_them_help_on_validation_photos(shared_data):
     """Zhang et al. 2017's protocol on 12 photos of photos/val: 10 hints of the true colour
-    lift PSNR by more than 0.5 dB (v4 measured +1.27 on 100 photos), and no hints is the
-    automatic result."""
+    lift PSNR by more than 1.5 dB (v5 measured +2.80 on 100 photos at this vividness; v4,
+    without hint propagation, +1.27), and no hints is the automatic result."""
     from koala import image_io
     from koala.evaluation import hint_sweep
 
@@ -138,7 +138,7 @@ def test_shipped_default_takes_hints_and_ten_of_them_help_on_validation_photos(s
     no_hints = [colorizer_lib.colorize(p, colorizer, vividness=0.0, hints=[]) for p in photos[:2]]
     assert all(np.array_equal(a, b) for a, b in zip(automatic, no_hints))
     gain = sweep["by_hints"][10]["psnr"] - sweep["by_hints"][0]["psnr"]
-    assert gain > 0.5, sweep
+    assert gain > 1.5, sweep
     assert sweep["by_hints"][0]["psnr"] > sweep["gray"]["psnr"] + 1.0, sweep
 
 

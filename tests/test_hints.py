@@ -103,6 +103,60 @@ def test_simulated_hints_follow_the_paper_distribution():
         assert np.all(hinted[~inside] == 0)
 
 
+# --------------------------------------------------------------------------- propagation
+
+def _two_regions(colour=(0.4, -0.3)):
+    """ab = 0 on a 32x32 map whose left and right halves have orthogonal features (stride
+    4), with one hint square on the left half."""
+    features = np.zeros((1, 8, 8, 4), np.float32)
+    features[..., :4, 0] = 1.0
+    features[..., 4:, 1] = 1.0
+    hint_map = np.zeros((1, 32, 32, 3), np.float32)
+    hint_map[0, 2:6, 2:6] = (*colour, 1.0)
+    return np.zeros((1, 32, 32, 2), np.float32), features, hint_map
+
+
+def test_propagation_spreads_a_hint_over_pixels_with_its_features_only():
+    """A hint recolours the pixels whose features match the hinted ones, across the image,
+    and not the nearer pixels whose features differ (a distance falloff would); no hints
+    changes nothing, exactly."""
+    from koala.models.hint_propagation import HintPropagation
+
+    ab, features, hint_map = _two_regions()
+    layer = HintPropagation(reach=1.0)  # the far end counts as near: features decide
+    out = layer(ab, features, hint_map).numpy()[0]
+    same_far = out[26:, 2:12]  # the left half's far end: 20+ pixels away, same features
+    other_near = out[2:6, 20:]  # the right half, next to the hint: other features
+    assert np.abs(same_far - (0.4, -0.3)).max() < 0.05, same_far.mean((0, 1))
+    assert np.abs(other_near).max() < 0.02, other_near.mean((0, 1))
+    no_hints = layer(ab + 0.1, features, np.zeros_like(hint_map)).numpy()
+    np.testing.assert_array_equal(no_hints, ab + 0.1)
+
+
+def test_a_propagation_model_keeps_its_correction_in_every_decoding():
+    """inference_model blends the heads before the correction, which then applies to the
+    default, accurate and vivid decodings alike; with no hints each is the plain blend."""
+    from koala.models import effnet_unet
+
+    model = effnet_unet.build(weights=None, decoder_filters=(16, 8, 8, 8, 8), hints=True,
+                              propagation=True)
+    blends = dict(accurate=effnet_unet.Blend(0.5, 0.38), vivid=effnet_unet.Blend(0.0, 0.38,
+                  gain=1.8), default=effnet_unet.Blend(0.25, 0.6, gain=1.2))
+    blended = effnet_unet.inference_model(model, **blends)
+    lightness = np.random.default_rng(0).uniform(-1, 1, (1, 64, 64, 1)).astype(np.float32)
+    hint_map = np.zeros((1, 64, 64, 3), np.float32)
+    plain = blended({"L": lightness, "hints": hint_map})
+    hint_map[0, 30:36, 30:36] = (0.5, 0.5, 1.0)
+    hinted = blended({"L": lightness, "hints": hint_map})
+    for name in ("ab", "ab_accurate", "ab_vivid"):
+        before = np.asarray(plain[name])[0, 30:36, 30:36]
+        after = np.asarray(hinted[name])[0, 30:36, 30:36]
+        assert np.abs(after - 0.5).mean() < 0.5 * np.abs(before - 0.5).mean(), name
+    heads = model({"L": lightness, "hints": np.zeros_like(hint_map)})
+    alone = effnet_unet.BlendedAB(*blends["accurate"])(heads["ab"], heads["ab_logits"])
+    np.testing.assert_allclose(np.asarray(plain["ab_accurate"]), np.asarray(alone), atol=1e-6)
+
+
 # --------------------------------------------------------------------------- a hint bundle
 
 def _photo(shared_data):

@@ -88,8 +88,9 @@ def plan(num_items, settings, needs_shuffle=True):
     num_val = int(round(num_items * settings.val_fraction))
     by_split = {"val": order[:num_val], "train": order[num_val:]}
     train_shards = settings.shards or max(1, math.ceil(len(by_split["train"]) / EXAMPLES_PER_SHARD))
-    counts = {"train": train_shards,
-              "val": max(1, math.ceil(train_shards * num_val / max(1, num_items - num_val)))}
+    val_shards = (math.ceil(train_shards * num_val / (num_items - num_val))
+                  if num_items > num_val else math.ceil(num_val / EXAMPLES_PER_SHARD))
+    counts = {"train": train_shards, "val": max(1, val_shards)}
     shards = []
     for split in SPLITS:
         indices = by_split[split]

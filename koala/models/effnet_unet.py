@@ -9,6 +9,9 @@ edges sharp. Two heads share the decoder:
   al.) — its annealed mean is vivid.
 `inference_model` blends the two (weight and temperature selected on validation photos)
 into one "ab" output, so a bundle of it is a plain regression model for every consumer.
+A hint model (v4+) takes colour hints at every decoder level and, with `propagation`,
+spreads each hint's correction over the pixels whose stride-4 features resemble the hinted
+ones (koala.models.hint_propagation), after the blend, so every decoding gets it.
 """
 
 import collections
@@ -23,23 +26,29 @@ from koala import hints as hints_lib
 from koala import vividness as vividness_lib
 from koala.models import backbones
 from koala.models.blocks import conv_block, l_input, upsample
+from koala.models.hint_propagation import HintPropagation
 from koala.models.registry import register
 
 # Filters at strides 16, 8, 4, 2, 1: thin at high resolution, where a 3x3 conv costs most
 # (a (192, 128, 96, 64, 32) decoder trained 3x slower at 160 px for little gain).
 DECODER_FILTERS = (160, 96, 64, 32, 16)
+KEYS_LAYER, PROPAGATION_LAYER = "hint_keys", "hint_propagation"
 
 
 @register("effnet_unet", backbone=lambda c: c.get("backbone", "efficientnet_lite0"),
           output="regression")
 def build(input_size=None, backbone="efficientnet_lite0", weights="imagenet",
-          decoder_filters=DECODER_FILTERS, with_logits=True, finetune="", hints=False):
+          decoder_filters=DECODER_FILTERS, with_logits=True, finetune="", hints=False,
+          propagation=False, propagation_only=False):
     """Default model: EfficientNet-Lite + U-Net decoder, ab + bin heads.
 
     `finetune`: comma-separated name prefixes of backbone layers that train (e.g.
     "block7,top": the last stage and head conv); the rest, and every BatchNorm, stay frozen.
     `hints`: a second input, "hints" (koala.hints' map: a/128, b/128, mask at full
     resolution), enters every decoder level (see `_add_hints`).
+    `propagation` (with `hints`): the "ab" head is then corrected towards the hints by
+    koala.models.hint_propagation over the stride-4 decoder features ("hint_keys");
+    `propagation_only`: only that correction trains, the rest (warm-started) stays frozen.
     """
     lightness = l_input(input_size, stride=32)
     hint_map = keras.Input(lightness.shape[1:3] + (hints_lib.CHANNELS,), name="hints") \
@@ -74,14 +83,23 @@ def build(input_size=None, backbone="efficientnet_lite0", weights="imagenet",
             x = conv_block(x, filters, f"dec{level}b")
         if level == 2 and with_logits:  # stride 4: Zhang's output resolution
             logits = layers.Conv2D(len(color.ab_bins()), 1, name="ab_logits")(x)
+        if level == 2 and propagation:
+            keys = layers.Dense(filters, use_bias=False, kernel_initializer="identity",
+                                name=KEYS_LAYER)(x)
     x = upsample(x, "up0", "bilinear")
     x = layers.Concatenate(name="skip0")([x, lightness])
     x = with_hints(x, 1, "hints0")
     x = conv_block(x, decoder_filters[-1], "dec0")
     ab = layers.Conv2D(2, 3, padding="same", activation="tanh", name="ab")(x)
+    if propagation:
+        ab = HintPropagation(name=PROPAGATION_LAYER)(ab, keys, hint_map)
     outputs = {"ab": ab, "ab_logits": logits} if with_logits else {"ab": ab}
     inputs = {"L": lightness} if hint_map is None else {"L": lightness, "hints": hint_map}
-    return keras.Model(inputs, outputs, name="effnet_unet")
+    model = keras.Model(inputs, outputs, name="effnet_unet")
+    if propagation_only:
+        for layer in model.layers:
+            layer.trainable = layer.name in (KEYS_LAYER, PROPAGATION_LAYER)
+    return model
 
 
 def _add_hints(x, hint_map, stride, name):
@@ -182,10 +200,20 @@ def inference_model(model, accurate, vivid=None, default=None):
     inputs = {"L": keras.Input((None, None, 1), name="L")}
     if "hints" in [tensor.name.split(":")[0] for tensor in model.inputs]:
         inputs["hints"] = keras.Input((None, None, hints_lib.CHANNELS), name="hints")
+    propagation = None
+    if PROPAGATION_LAYER in [layer.name for layer in model.layers]:
+        # the heads before the correction, which then applies to every decoding
+        trained = model.get_layer(PROPAGATION_LAYER)
+        model = keras.Model(model.input, {
+            "ab": model.get_layer("ab").output, "ab_logits": model.get_layer("ab_logits").output,
+            "keys": model.get_layer(KEYS_LAYER).output}, name=model.name)
+        propagation = HintPropagation.from_config(trained.get_config())
     heads = model(inputs)
 
     def decode(blend, name):
         ab = BlendedAB(*blend, name=name)(heads["ab"], heads["ab_logits"])
+        if propagation is not None:
+            ab = propagation(ab, heads["keys"], inputs["hints"])
         return layers.Activation("linear", name=f"{name}_out", dtype="float32")(ab)
 
     outputs = {"ab": decode(accurate, "ab_blend")} if vivid is None else {
@@ -195,4 +223,6 @@ def inference_model(model, accurate, vivid=None, default=None):
     if "hints" in inputs:  # the palette of suggested colours for the user's next hint
         outputs[hints_lib.PALETTE_OUTPUT] = layers.Softmax(
             name=hints_lib.PALETTE_OUTPUT, dtype="float32")(heads["ab_logits"])
+    if propagation is not None:
+        propagation.set_weights(trained.get_weights())
     return keras.Model(inputs, outputs, name="effnet_unet_blend")

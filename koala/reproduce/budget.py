@@ -29,7 +29,7 @@ class Budget:
     photo_size: int  # working size of the photo records (divisible by 32)
     photos: int  # photos sampled from photos/train (10% become the val split)
     cifar_images: int  # CIFAR-10 images sampled (10% val)
-    eval_images: int  # at most this many val images per comparison
+    eval_images: int  # at most this many held-out images measured per comparison
     unet_width: int  # seed 004 U-Net base width
     zhang_width: float  # zhang_eccv16 width multiplier
     reference_folders: int  # photos/val class folders used by seed 003
@@ -37,6 +37,7 @@ class Budget:
     learning_rate: float  # Adam's peak rate: papers' rates (Zhang's 3e-5) are for 10^5 steps
     warmup_steps: int  # then cosine decay to 0 over the run
     curve_points: int = 10  # validations per run: the learning curves' points
+    curve_images: int = 0  # images of each validation (0: eval_images), from the records' val
     # each comparison at its paper's scale (its PaperScale), the experiments at their own
     # settings (no variant), not at this budget's sizes, variant and schedule
     at_paper_scale: bool = False
@@ -51,8 +52,8 @@ class Budget:
 
     @property
     def curve_batches(self):
-        """Validation batches covering the eval images: the curves' images are the tables'."""
-        return math.ceil(self.eval_images / self.batch)
+        """Validation batches of each learning-curve point."""
+        return math.ceil((self.curve_images or self.eval_images) / self.batch)
 
 
 BUDGETS = {
@@ -61,9 +62,10 @@ BUDGETS = {
                    reference_folders=2, reference_per_folder=2, learning_rate=1e-3,
                    warmup_steps=0, curve_points=2),
     "cpu": Budget("cpu", "cpu", seeds=3, steps=3000, cifar_steps=4000, batch=16,
-                  photo_size=64, photos=4000, cifar_images=5000, eval_images=400,
+                  photo_size=64, photos=4000, cifar_images=5000, eval_images=2000,
                   unet_width=16, zhang_width=0.25, reference_folders=16,
-                  reference_per_folder=3, learning_rate=1e-3, warmup_steps=100),
+                  reference_per_folder=10, learning_rate=1e-3, warmup_steps=100,
+                  curve_images=400),
     # Size, steps and batch come from each comparison's PaperScale (for_comparison), records
     # from its paper's data, optimizer, rate and precision from the experiments: this
     # entry's values of those fields are read only by run.py's header.

@@ -4,7 +4,8 @@ A claim module holds a `Reproduction` (seed, paper, the runs it trains with thei
 the methods they become, the claims checked on which metrics) and `measure(context) ->
 Section`. Most measures are `measure_trained`: train every run, once per training seed, on
 the same records with the same steps, batch and schedule (so the only difference is the one
-the paper studies), measure them beside the gray baseline on the same val images, and draw
+the paper studies), measure them beside the gray baseline on the same held-out images
+(runs.held_out), and draw
 the figures: an image grid, the learning curves from the runs' logs, and any sweep.
 """
 
@@ -20,8 +21,8 @@ from koala.reproduce.markdown import label
 from koala.reproduce.measure import Comparison
 from koala.reproduce.verdict import Section
 
-SEEDS_NOTE = ("The ± and the verdicts combine two noises: the val images and the training "
-              "seeds (every seed of every method measured on the same images).")
+SEEDS_NOTE = ("The ± and the verdicts combine two noises: the held-out images and the "
+              "training seeds (every seed of every method measured on the same images).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,12 +110,14 @@ def measure_runs(context, spec, decodings=None):
     outputs (other temperatures): models are measured and dropped seed by seed.
     """
     directory, size = runs.records(context, spec.records, spec.paper_scale)
+    held_out = runs.held_out(context, spec.records)
     comparison, trained = None, {run.method: [] for run in spec.runs}
     for run, config in run_configs(context, spec, directory, size):
         result = runs.train_run(context, run.name, config)
         if comparison is None:
             prior = prior_lib.ab_prior(str(directory)) if spec.prior else None
-            comparison = Comparison(config, context.budget.eval_images, prior=prior,
+            comparison = Comparison(runs.measured_on(config, held_out),
+                                    context.budget.eval_images, prior=prior,
                                     classify=context.classify if spec.judge else None)
             comparison.add(spec.baseline, np.zeros_like(comparison.truth))
         outputs = comparison.add_model(run.method, result.model, result.kind, spec.temperature)
@@ -142,8 +145,10 @@ def setup_head(context, spec, directory):
     budget = context.budget.for_comparison(spec.paper_scale)
     if budget.at_paper_scale:
         return paper_setup_head(context, spec, directory)
+    held_out = runs.held_out(context, spec.records)
     return [f"- Records: `{directory.name}` ({directory.relative_to(context.workdir)} under "
-            f"the report workdir), seeded sample, centre-cropped.",
+            f"the report workdir), seeded sample, centre-cropped. Measured on "
+            f"`{held_out.name}`: {runs.val_count(held_out)} held-out images.",
             f"- Training: {budget.seeds} training seeds per model (0-{budget.seeds - 1}); "
             f"{getattr(budget, spec.steps)} steps of batch {budget.batch}, Adam, peak "
             f"learning rate {budget.learning_rate:g} after {budget.warmup_steps} warmup "
@@ -190,8 +195,9 @@ def section(context, spec, directory, comparison, trained, **values):
         gray = {metric: float(np.mean(values))
                 for metric, values in measured[spec.baseline].items()}
         figures.learning_curves(curves, metrics, path, gray)
-        shown.append((f"Learning curves: {', '.join(label(m) for m in metrics)} on the val "
-                      f"images as the training loop logged them, against step (thin: one "
+        shown.append((f"Learning curves: {', '.join(label(m) for m in metrics)} on the "
+                      f"records' val split as the training loop logged them (not the "
+                      f"tables' held-out images), against step (thin: one "
                       f"seed; thick: their mean; dashed: gray)", link))
     shown.append((spec.grid[1], comparison.grid(context, spec.grid[0], spec.methods)))
     setup = "\n".join(setup_head(context, spec, directory)

@@ -45,6 +45,7 @@ def run(output, budget="cpu", workdir="runs/report", data="../shared/data"):
     records_started = time.perf_counter()
     for which in ("cifar10", "photos"):
         runs.records(context, which)
+        runs.held_out(context, which)
     records_seconds = time.perf_counter() - records_started
     sections = [_timed(claim, context) for claim in CLAIMS]
     header = _header(budget, records_seconds, sections, context.reused_runs)
@@ -68,7 +69,8 @@ def _header(budget, records_seconds, sections, reused_runs):
         f"{times}).{resumed_note}", "",
         _budget(budget), "",
         "How to read a verdict: for each claim, the paired difference between the two "
-        "methods is averaged over the same val images and every training seed; its standard "
+        "methods is averaged over the same held-out images and every training seed; its "
+        "standard "
         "error combines images and seeds. **agrees** / **disagrees** when every seed shows "
         "the claimed / opposite sign and the mean difference is more than 2 standard errors "
         "from 0, else **inconclusive** (its effect / SE column says how far it got)."])
@@ -85,15 +87,17 @@ def _scale(budget):
 def _budget(budget):
     if budget.at_paper_scale:
         return (f"Budget `{budget.name}`: **{budget.seeds} training seeds** per model; each "
-                f"experiment at its paper's settings, up to {budget.eval_images} val images "
-                "per comparison.")
+                f"experiment at its paper's settings, measured on up to {budget.eval_images} images "
+                "of its records' held-out 10% per comparison.")
     return (f"Budget `{budget.name}`: **{budget.seeds} training seeds** per model; "
             f"{budget.steps} training steps of batch {budget.batch} per photo model "
             f"({budget.cifar_steps} for the CIFAR U-Nets), Adam with a peak learning rate of "
             f"{budget.learning_rate:g}, {budget.warmup_steps} warmup steps and cosine decay; "
             f"{budget.photo_size} px photos ({budget.photos} sampled from photos/train, 10% "
-            f"held out), {budget.cifar_images} CIFAR-10 images at 32 px, up to "
-            f"{budget.eval_images} val images per comparison. The papers train for days on a "
+            f"held out for the learning curves), {budget.cifar_images} CIFAR-10 train images "
+            f"at 32 px. The tables measure every model on up to {budget.eval_images} images "
+            "that no run trained on: photos/val (it never overlaps photos/train) and CIFAR-10's "
+            "test folder. The papers train for days on a "
             "GPU; these models are early in training, so a verdict says whether the claimed "
             "effect already shows in models that beat the gray baseline, not whether the "
             "paper is right at its scale (`koala report --budget paper` runs that).")

@@ -2,7 +2,8 @@
 
 Records come from seeded random samples of ../shared/data (a list file per set, so that the
 sample mixes every sub-folder; `limit` alone would take the alphabetically first ones) and
-are built once per budget under the workdir, then reused. Every training run of a
+are built once per budget under the workdir, then reused; the models are measured on
+held-out records (`held_out`: photos/val, CIFAR-10's test folder). Every training run of a
 comparison shares steps, batch and learning-rate schedule, and each training seed is run
 for every method, so the two sides of a comparison differ only in the one override the
 paper studies.
@@ -14,6 +15,7 @@ budget changed) is trained afresh. Each finished run records its training second
 report assembled over several sessions still states what its runs cost.
 """
 
+import copy
 import dataclasses
 import json
 import pathlib
@@ -32,6 +34,7 @@ from koala.training import builders, history, loop, records as training_records
 from koala.training import config as training_config
 
 CHUNK = 16  # images per forward pass when measuring
+EMBEDDING = "efficientnet_lite0"  # precomputed into the photo records: seed 001 fuses it
 PLANNED, SECONDS = "report_config.json", "report_seconds.json"  # files of a run's folder
 CHECKPOINT_EVERY = 1000  # steps at most between checkpoints: a preempted paper run loses few
 
@@ -58,8 +61,9 @@ def sample_list(folder, count, path, seed=SEED):
     return path
 
 
-def sample_records(context, name, folder, count, size, embedding=""):
-    """Builds (once) records of a sample of `folder` at `size`, centre-cropped, 10% val."""
+def sample_records(context, name, folder, count, size, embedding="", val_fraction=0.1):
+    """Builds (once) records of a sample of `folder` at `size`, centre-cropped, 10% val
+    (all of it with val_fraction 1: a held-out set)."""
     from koala.data import writer  # noqa: PLC0415
 
     name = f"{name}_{count}x{size}"  # a budget that samples differently gets its own records
@@ -68,8 +72,8 @@ def sample_records(context, name, folder, count, size, embedding=""):
         directory.mkdir(parents=True, exist_ok=True)
         listing = sample_list(folder, count, context.workdir / "records" / f"{name}.txt")
         build_records(directory, writer.Settings(
-            source=str(listing), size=size, resize="crop", val_fraction=0.1, seed=SEED,
-            embedding=embedding))
+            source=str(listing), size=size, resize="crop", val_fraction=val_fraction,
+            seed=SEED, embedding=embedding))
     return directory
 
 
@@ -96,7 +100,8 @@ def build_records(directory, settings, tfds_download=False):
 
     source = sources.open_source(settings.source, tfds_download=tfds_download)
     manifest = writer.build(source, directory, settings)
-    if not manifest["counts"]["train"]["examples"] or not manifest["counts"]["val"]["examples"]:
+    splits = ("val",) if settings.val_fraction >= 1 else ("train", "val")
+    if not all(manifest["counts"][split]["examples"] for split in splits):
         shutil.rmtree(directory)
         raise ValueError(f"{settings.source}: no usable images for the {directory.name} "
                          f"records ({manifest['skip_reasons']})")
@@ -112,11 +117,41 @@ def records(context, which, paper_scale=None):
         if paper_scale is None:
             return None, None
         return paper_records(context, paper_scale), paper_scale.size
-    if which == "cifar10":
-        return sample_records(context, "cifar10", context.data / "cifar10",
+    if which == "cifar10":  # its train folder: the test folder is held out (held_out)
+        return sample_records(context, "cifar10_train", context.data / "cifar10" / "train",
                               budget.cifar_images, 32), 32
     return sample_records(context, "photos", context.data / "photos" / "train", budget.photos,
-                          budget.photo_size, embedding="efficientnet_lite0"), budget.photo_size
+                          budget.photo_size, embedding=EMBEDDING), budget.photo_size
+
+
+def held_out(context, which):
+    """The records every model of a comparison is measured on, all in their val split:
+    images no run trained on or was selected on (CIFAR-10's test folder; photos/val, which
+    never overlaps photos/train), up to the budget's eval_images. At paper scale, None: the
+    comparison's own records hold out 10% of the paper's data."""
+    budget = context.budget
+    if budget.at_paper_scale:
+        return None
+    if which == "cifar10":
+        return sample_records(context, "cifar10_test", context.data / "cifar10" / "test",
+                              budget.eval_images, 32, val_fraction=1.0)
+    return sample_records(context, "photos_val", context.data / "photos" / "val",
+                          budget.eval_images, budget.photo_size, embedding=EMBEDDING,
+                          val_fraction=1.0)
+
+
+def val_count(directory):
+    """How many images the val split of the records `directory` holds."""
+    return int(training_records.manifest(str(directory))["counts"]["val"]["examples"])
+
+
+def measured_on(config, directory):
+    """`config` reading the records `directory` (None: its own) for measurement."""
+    if directory is None:
+        return config
+    config = copy.deepcopy(config)
+    config.data.records = str(directory)
+    return config
 
 
 def run_config(context, experiment, records_dir, size, steps, seed, with_embedding=False,

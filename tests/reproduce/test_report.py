@@ -114,6 +114,10 @@ def test_tiny_budget_writes_every_section_with_finite_numbers(tmp_path, shared_d
             assert (output.parent / link).is_file(), link
         if section.key != "003":  # it trains nothing
             assert any("learning_curves" in link for _, link in section.figures)
+    for section, held_out in zip(sections[:4], ("cifar10_test", "photos_val", "photos_val",
+                                                "photos_val")):  # runs.held_out
+        images = section.methods[section.baseline]["psnr"].shape[1]
+        assert f"Measured on `{held_out}_6x32`: {images} held-out images" in section.setup
     tables = [line for line in text.splitlines() if line.startswith("| ")]
     numbers = [cell for line in tables for cell in line.split("|")
                if re.fullmatch(r"\s*-?[\d.]+(e[-+]\d+)?\s*", cell)]
@@ -166,3 +170,21 @@ def test_a_run_is_reused_resumed_or_retrained_as_its_folder_says(tmp_path, share
     assert json.loads((retrained.workdir / runs.PLANNED).read_text())["optimizer"][
         "learning_rate"] == 0.01
     assert (retrained.workdir / "metrics.jsonl").read_text() != log
+
+
+def test_tables_measure_images_that_no_run_trained_on(tmp_path, shared_data):
+    from koala.reproduce import runs
+    from koala.reproduce.budget import BUDGETS, Context
+
+    context = Context(BUDGETS["tiny"], shared_data, tmp_path, tmp_path, "figures")
+    for which, held_folder in (("cifar10", "cifar10/test"), ("photos", "photos/val")):
+        trained_on, _ = runs.records(context, which)
+        held = runs.held_out(context, which)
+        listing = lambda d: set((d.parent / f"{d.name}.txt").read_text().split())  # noqa: E731
+        assert not listing(trained_on) & listing(held), which
+        assert all(f"/{held_folder}/" in path for path in listing(held)), which
+        assert 0 < runs.val_count(held) <= context.budget.eval_images
+        config = runs.run_config(context, "cifar10_unet_regression", trained_on, 32, 2, 0)
+        measured = runs.measured_on(config, held)
+        assert measured.data.records == str(held) and config.data.records == str(trained_on)
+        assert len(runs.val_images(measured, 100)[1]) == runs.val_count(held)
