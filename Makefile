@@ -58,8 +58,9 @@ report: $(STAMP)
 	$(BIN)/koala report --output experiments/REPORT.md --data $(SHARED)/data
 
 # The default model is an experiment like any other; rerunning resumes from runs/default.
-# DEFAULT_VARIANT=continue or unfrozen (the runs that made v2 and v3), rebalanced, deeper,
-# crop192, features, deeper192 (measured, not shipped: MODEL_CARD.md), lite2 (not measured), or
+# DEFAULT_VARIANT=continue, unfrozen, hints or hints_propagation (the runs that made v2 to v5),
+# rebalanced, deeper, crop192, features, deeper192 (measured, not shipped: MODEL_CARD.md),
+# lite2 (not measured), or
 # DEFAULT_ARGS=--config.model.init=default continue from the shipped bundle with a fresh
 # optimizer; `koala ship` then keeps its training log (it reads the run's config.json), and
 # selects on the run's own validation photos with the prior of its training photos.

@@ -315,3 +315,22 @@ def test_warm_start_from_an_automatic_bundle_gives_that_model_until_it_trains(
     other = effnet_unet.build(64, weights=None, decoder_filters=(8, 8, 8, 8, 8))
     with pytest.raises(ValueError, match="needs a bundle of the same architecture"):
         builders.warm_start(other, str(automatic.path))
+
+
+def test_warm_start_from_a_shipped_hint_model_keeps_its_trained_propagation(
+        shipped_hint_bundle):
+    """Continuing from a shipped hint model (--config.model.init=default on v5): the
+    propagation, which the shipped graph applies after its blend, outside the trained
+    sub-model, starts from its trained values, not from its initial ones."""
+    from koala.training import builders
+
+    config = training_config.load_config("default:tiny")
+    config.model.kwargs.hints = config.model.kwargs.propagation = True
+    fresh = builders.build_model(config)
+    initial = [w.copy() for w in fresh.get_layer("hint_propagation").get_weights()]
+    shipped = keras_bundle.load(shipped_hint_bundle).model.get_layer("hint_propagation")
+    assert not all(np.allclose(a, b) for a, b in zip(shipped.get_weights(), initial))
+    builders.warm_start(fresh, str(shipped_hint_bundle))
+    for ours, theirs in zip(fresh.get_layer("hint_propagation").get_weights(),
+                            shipped.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)

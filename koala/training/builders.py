@@ -63,9 +63,9 @@ def warm_start(model, source):
     (a hint model's zero-initialised hint convolutions start as they were built), but every
     layer of the bundle must find its twin in `model`.
     """
-    trained = keras_bundle.load(source).model
-    inner = [layer for layer in trained.layers if layer.name == model.name]
-    trained = inner[0] if inner else trained
+    wrapper = keras_bundle.load(source).model
+    inner = [layer for layer in wrapper.layers if layer.name == model.name]
+    trained = inner[0] if inner else wrapper
     own = {layer.name: layer for layer in model.layers}
     missing = [layer.name for layer in trained.layers if layer.weights and (
         layer.name not in own or [w.shape for w in own[layer.name].weights]
@@ -74,11 +74,14 @@ def warm_start(model, source):
         raise ConfigError(f"{source}: its layers {missing[:5]} are not in {model.name} (or "
                           f"differ in shape); "
                           f"config.model.init needs a bundle of the same architecture")
-    for layer in trained.layers:
+    # the wrapper may hold trained layers of `model` beside the sub-model (a hint model's
+    # propagation applies after the blend)
+    found = {layer.name: layer for layer in wrapper.layers if layer.name in own}
+    found.update((layer.name, layer) for layer in trained.layers)
+    for name, layer in found.items():
         if layer.weights:
-            own[layer.name].set_weights(layer.get_weights())
-    new = [name for name, layer in own.items()
-           if layer.weights and name not in {l.name for l in trained.layers}]
+            own[name].set_weights(layer.get_weights())
+    new = [name for name, layer in own.items() if layer.weights and name not in found]
     logging.info("initialised %s from the bundle %s (%d layers as built: %s)", model.name,
                  source, len(new), ", ".join(new))
 
