@@ -39,8 +39,10 @@ def run(output, budget="cpu", workdir="runs/report", data="../shared/data"):
     classify, skipped = judge.classifier_or_reason()
     if classify is None:
         raise RuntimeError(f"semantic interpretability needs the classifier: {skipped}")
-    context = Context(budget, pathlib.Path(data), pathlib.Path(workdir) / budget.name,
-                      figures, figures.name, classify)
+    # absolute: a run's planned config names its records, however the workdir was spelt
+    context = Context(budget, pathlib.Path(data),
+                      pathlib.Path(workdir).resolve() / budget.name, figures, figures.name,
+                      classify)
     context.workdir.mkdir(parents=True, exist_ok=True)
     records_started = time.perf_counter()
     for which in ("cifar10", "photos"):
