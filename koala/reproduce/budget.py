@@ -24,6 +24,10 @@ class Budget:
     variant: str  # the experiments' variant every run starts from (experiments/common.py)
     seeds: int  # training seeds per model
     steps: int  # optimizer steps of every photo model's training run
+    head_steps: int  # section 000's runs: its head on frozen Lite0 features
+    # its photos: at 64 px Lite0's stride 32 leaves a 2x2 grid of features (+0.14 dB over
+    # gray on photos/val at 3,000 steps); at 128 px, 4x4 (+0.49, one seed)
+    head_photo_size: int
     cifar_steps: int  # the 32 px CIFAR U-Nets: ~8x cheaper a step, so they get more
     batch: int
     photo_size: int  # working size of the photo records (divisible by 32)
@@ -47,8 +51,10 @@ class Budget:
         of its `paper_scale` (a reproduction.PaperScale; None for one that trains nothing)."""
         if not self.at_paper_scale or paper_scale is None:
             return self
-        return dataclasses.replace(self, photo_size=paper_scale.size, steps=paper_scale.steps,
-                                   cifar_steps=paper_scale.steps, batch=paper_scale.batch)
+        return dataclasses.replace(self, photo_size=paper_scale.size,
+                                   head_photo_size=paper_scale.size, steps=paper_scale.steps,
+                                   head_steps=paper_scale.steps, cifar_steps=paper_scale.steps,
+                                   batch=paper_scale.batch)
 
     @property
     def curve_batches(self):
@@ -57,11 +63,13 @@ class Budget:
 
 
 BUDGETS = {
-    "tiny": Budget("tiny", "tiny", seeds=2, steps=2, cifar_steps=2, batch=4, photo_size=32,
+    "tiny": Budget("tiny", "tiny", seeds=2, steps=2, head_steps=2, head_photo_size=32,
+                   cifar_steps=2, batch=4, photo_size=32,
                    photos=30, cifar_images=40, eval_images=6, unet_width=8, zhang_width=0.125,
                    reference_folders=2, reference_per_folder=2, learning_rate=1e-3,
                    warmup_steps=0, curve_points=2),
-    "cpu": Budget("cpu", "cpu", seeds=3, steps=3000, cifar_steps=4000, batch=16,
+    "cpu": Budget("cpu", "cpu", seeds=3, steps=4500, head_steps=5000, head_photo_size=128,
+                  cifar_steps=4000, batch=16,
                   photo_size=64, photos=4000, cifar_images=5000, eval_images=2000,
                   unet_width=16, zhang_width=0.25, reference_folders=16,
                   reference_per_folder=10, learning_rate=1e-3, warmup_steps=100,
@@ -69,7 +77,8 @@ BUDGETS = {
     # Size, steps and batch come from each comparison's PaperScale (for_comparison), records
     # from its paper's data, optimizer, rate and precision from the experiments: this
     # entry's values of those fields are read only by run.py's header.
-    "paper": Budget("paper", "", seeds=3, steps=100_000, cifar_steps=20_000, batch=32,
+    "paper": Budget("paper", "", seeds=3, steps=100_000, head_steps=100_000,
+                    head_photo_size=224, cifar_steps=20_000, batch=32,
                     photo_size=224, photos=0, cifar_images=0, eval_images=1000,
                     unet_width=32, zhang_width=1.0,  # the models' own widths (unet, Zhang's)
                     reference_folders=16, reference_per_folder=10, learning_rate=1e-3,

@@ -83,6 +83,7 @@ class Reproduction:
     runs: tuple = ()  # Run
     records: str = "photos"  # or "cifar10": which runs.records they train on
     steps: str = "steps"  # the Budget field that gives every run's steps
+    size: str = "photo_size"  # the Budget field that gives its photo records' size
     baseline: str = "gray"  # the row of the all-zero chroma prediction
     temperature: Optional[float] = None  # annealed mean of classification outputs
     prior: bool = False  # also measure the rebalanced AuC (weights by 1 / ab prior)
@@ -109,8 +110,9 @@ def measure_runs(context, spec, decodings=None):
     `decodings(comparison, method, outputs)` may add more methods from one seed's raw
     outputs (other temperatures): models are measured and dropped seed by seed.
     """
-    directory, size = runs.records(context, spec.records, spec.paper_scale)
-    held_out = runs.held_out(context, spec.records)
+    directory, size = runs.records(context, spec.records, spec.paper_scale,
+                                   getattr(context.budget, spec.size))
+    held_out = runs.held_out(context, spec.records, size)
     comparison, trained = None, {run.method: [] for run in spec.runs}
     for run, config in run_configs(context, spec, directory, size):
         result = runs.train_run(context, run.name, config)
@@ -145,7 +147,7 @@ def setup_head(context, spec, directory):
     budget = context.budget.for_comparison(spec.paper_scale)
     if budget.at_paper_scale:
         return paper_setup_head(context, spec, directory)
-    held_out = runs.held_out(context, spec.records)
+    held_out = runs.held_out(context, spec.records, getattr(budget, spec.size))
     return [f"- Records: `{directory.name}` ({directory.relative_to(context.workdir)} under "
             f"the report workdir), seeded sample, centre-cropped. Measured on "
             f"`{held_out.name}`: {runs.val_count(held_out)} held-out images.",

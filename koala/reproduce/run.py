@@ -93,7 +93,9 @@ def _budget(budget):
                 "of its records' held-out 10% per comparison.")
     return (f"Budget `{budget.name}`: **{budget.seeds} training seeds** per model; "
             f"{budget.steps} training steps of batch {budget.batch} per photo model "
-            f"({budget.cifar_steps} for the CIFAR U-Nets), Adam with a peak learning rate of "
+            f"({budget.cifar_steps} for the CIFAR U-Nets; {budget.head_steps} at "
+            f"{budget.head_photo_size} px for section 000's head on frozen Lite0 features), "
+            f"Adam with a peak learning rate of "
             f"{budget.learning_rate:g}, {budget.warmup_steps} warmup steps and cosine decay; "
             f"{budget.photo_size} px photos ({budget.photos} sampled from photos/train, 10% "
             f"held out for the learning curves), {budget.cifar_images} CIFAR-10 train images "

@@ -107,9 +107,10 @@ def build_records(directory, settings, tfds_download=False):
                          f"records ({manifest['skip_reasons']})")
 
 
-def records(context, which, paper_scale=None):
+def records(context, which, paper_scale=None, size=None):
     """(directory, size) of the "cifar10" records or the "photos" ones (every Lab claim's,
-    with the Lite0 embedding that seed 001 fuses). At paper scale, those of the comparison's
+    with the Lite0 embedding that seed 001 fuses; at `size`, by default the budget's
+    photo_size). At paper scale, those of the comparison's
     `paper_scale` (reproduction.PaperScale): no comparison shares them, so without one
     there is nothing to build, (None, None)."""
     budget = context.budget
@@ -120,14 +121,16 @@ def records(context, which, paper_scale=None):
     if which == "cifar10":  # its train folder: the test folder is held out (held_out)
         return sample_records(context, "cifar10_train", context.data / "cifar10" / "train",
                               budget.cifar_images, 32), 32
+    size = size or budget.photo_size
     return sample_records(context, "photos", context.data / "photos" / "train", budget.photos,
-                          budget.photo_size, embedding=EMBEDDING), budget.photo_size
+                          size, embedding=EMBEDDING), size
 
 
-def held_out(context, which):
+def held_out(context, which, size=None):
     """The records every model of a comparison is measured on, all in their val split:
     images no run trained on or was selected on (CIFAR-10's test folder; photos/val, which
-    never overlaps photos/train), up to the budget's eval_images. At paper scale, None: the
+    never overlaps photos/train), up to the budget's eval_images, photos at `size` (by
+    default the budget's photo_size). At paper scale, None: the
     comparison's own records hold out 10% of the paper's data."""
     budget = context.budget
     if budget.at_paper_scale:
@@ -136,7 +139,7 @@ def held_out(context, which):
         return sample_records(context, "cifar10_test", context.data / "cifar10" / "test",
                               budget.eval_images, 32, val_fraction=1.0)
     return sample_records(context, "photos_val", context.data / "photos" / "val",
-                          budget.eval_images, budget.photo_size, embedding=EMBEDDING,
+                          budget.eval_images, size or budget.photo_size, embedding=EMBEDDING,
                           val_fraction=1.0)
 
 

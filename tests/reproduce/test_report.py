@@ -188,3 +188,25 @@ def test_tables_measure_images_that_no_run_trained_on(tmp_path, shared_data):
         measured = runs.measured_on(config, held)
         assert measured.data.records == str(held) and config.data.records == str(trained_on)
         assert len(runs.val_images(measured, 100)[1]) == runs.val_count(held)
+
+
+def test_a_comparison_trains_and_measures_at_its_own_photo_size(tmp_path, shared_data):
+    """Section 000 names its own size and steps (Reproduction.size/steps: its head on frozen
+    Lite0 features needs larger photos): its runs train on records at that size and are
+    measured on held-out records at that size, while the budget's photo_size stays."""
+    import dataclasses
+
+    from koala.reproduce import reproduction, runs
+    from koala.reproduce.budget import BUDGETS, Context
+    from koala.reproduce.claims import rarity_mse
+
+    budget = dataclasses.replace(BUDGETS["tiny"], seeds=1, head_photo_size=64, head_steps=3)
+    context = Context(budget, shared_data, tmp_path, tmp_path, "figures")
+    directory, comparison, trained = reproduction.measure_runs(context, rarity_mse.SPEC)
+    assert directory.name == "photos_30x64" and comparison.size == 64
+    assert comparison.truth.shape[1:3] == (64, 64)
+    assert comparison.truth.shape[0] == runs.val_count(runs.held_out(context, "photos", 64))
+    for results in trained.values():
+        planned = json.loads((results[0].workdir / runs.PLANNED).read_text())
+        assert planned["data"]["size"] == 64 and planned["train"]["steps"] == 3
+    assert runs.records(context, "photos")[1] == budget.photo_size == 32

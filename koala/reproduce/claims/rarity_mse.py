@@ -19,6 +19,8 @@ SPEC = Reproduction(
     title="MSE vs rarity-weighted MSE (EfficientNet head)",
     paper='Lin & Ferreira, "Automated Image Colorization Using Deep Learning" (Stanford)',
     runs=(PLAIN, RARITY),
+    steps="head_steps",
+    size="head_photo_size",
     prior=True,
     claims=(Claim("Rarity weighting gives more saturated colours than MSE", "colorfulness",
                   RARITY.method, ">", PLAIN.method),
@@ -26,7 +28,7 @@ SPEC = Reproduction(
                   "rarity's)", "psnr", PLAIN.method, ">", RARITY.method)),
     setup=(
         "Model: `effnet_head` on the frozen offline EfficientNet-Lite0 (ImageNet weights), "
-        "{budget.photo_size} px; loss MSE vs rarity-weighted MSE, v(a,b) ∝ 1/((1-λ) p~ + "
+        "{budget.head_photo_size} px; loss MSE vs rarity-weighted MSE, v(a,b) ∝ 1/((1-λ) p~ + "
         "λ/Q) with E[v] = 1, p~ the smoothed ab prior of the training records.",
         "AuC: Zhang's area under the ab-accuracy curve over thresholds 0-150; rebalanced "
         "AuC weights pixels by 1/prior.",
