@@ -26,7 +26,7 @@ from koala import hints as hints_lib
 from koala import vividness as vividness_lib
 from koala.models import backbones
 from koala.models.blocks import conv_block, l_input, upsample
-from koala.models.hint_propagation import HintPropagation
+from koala.models.hint_propagation import HintPropagation, pool_hints
 from koala.models.registry import register
 
 # Filters at strides 16, 8, 4, 2, 1: thin at high resolution, where a 3x3 conv costs most
@@ -125,11 +125,8 @@ class HintPool(layers.Layer):
     def call(self, hint_map):
         if self.stride == 1:
             return hint_map
-        ab, mask = hint_map[..., :2], hint_map[..., 2:]
-        pool = lambda t: ops.average_pool(t, self.stride, self.stride)  # noqa: E731
-        share = pool(mask)
-        mean_ab = pool(ab) / ops.maximum(share, 1e-6)
-        present = ops.max_pool(mask, self.stride, self.stride)
+        mean_ab, share = pool_hints(hint_map, self.stride)
+        present = ops.max_pool(hint_map[..., 2:], self.stride, self.stride)
         return ops.concatenate([mean_ab * present, present, ops.sqrt(share)], axis=-1)
 
     def compute_output_shape(self, input_shape):

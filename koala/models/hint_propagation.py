@@ -23,6 +23,14 @@ import tensorflow as tf
 from keras import layers, ops
 
 
+def pool_hints(hint_map, stride):
+    """A hint map (a/128, b/128, mask) -> per stride x stride cell, (the mean hint colour of
+    its hinted pixels [B, h, w, 2], the hinted share [B, h, w, 1])."""
+    share = ops.average_pool(hint_map[..., 2:], stride, stride)
+    mean_ab = ops.average_pool(hint_map[..., :2], stride, stride) / ops.maximum(share, 1e-6)
+    return mean_ab, share
+
+
 @keras.saving.register_keras_serializable(package="koala")
 class HintPropagation(layers.Layer):
     """(ab [B, H, W, 2], features [B, H/stride, W/stride, D], hints [B, H, W, 3]) -> ab
@@ -44,13 +52,11 @@ class HintPropagation(layers.Layer):
         self.null_logit = scalar("null_logit", self.initial["null_logit"])
 
     def call(self, ab, features, hint_map):
-        stride = self.stride
-        pool = lambda t: ops.average_pool(t, stride, stride)  # noqa: E731
-        mask = hint_map[..., 2:]
-        share = pool(mask)  # [B, h, w, 1]: the hinted share of each cell
-        safe = ops.maximum(share, 1e-6)
-        residual = (pool(hint_map[..., :2]) - pool(ab * mask)) / safe  # hint - model, there
-        residual = residual * ops.cast(share > 0, residual.dtype)
+        hint_ab, share = pool_hints(hint_map, self.stride)
+        # the model's mean colour on the same hinted pixels: the residual is hint - model there
+        model_ab = ops.average_pool(ab * hint_map[..., 2:], self.stride, self.stride) \
+            / ops.maximum(share, 1e-6)
+        residual = (hint_ab - model_ab) * ops.cast(share > 0, hint_ab.dtype)
 
         shape = tf.shape(features)
         batch, height, width = shape[0], shape[1], shape[2]

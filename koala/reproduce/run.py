@@ -72,9 +72,8 @@ def _header(budget, records_seconds, sections, reused_runs):
         _budget(budget), "",
         "How to read a verdict: for each claim, the paired difference between the two "
         "methods is averaged over the same held-out images and every training seed; its "
-        "standard "
-        "error combines images and seeds. **agrees** / **disagrees** when every seed shows "
-        "the claimed / opposite sign and the mean difference is more than 2 standard errors "
+        "standard error combines images and seeds. **agrees** / **disagrees** when every "
+        "seed shows the claimed / opposite sign and the mean difference is more than 2 standard errors "
         "from 0, else **inconclusive** (its effect / SE column says how far it got)."])
 
 
@@ -89,8 +88,8 @@ def _scale(budget):
 def _budget(budget):
     if budget.at_paper_scale:
         return (f"Budget `{budget.name}`: **{budget.seeds} training seeds** per model; each "
-                f"experiment at its paper's settings, measured on up to {budget.eval_images} images "
-                "of its records' held-out 10% per comparison.")
+                f"experiment at its paper's settings, measured on up to "
+                f"{budget.eval_images} images of its records' held-out 10% per comparison.")
     return (f"Budget `{budget.name}`: **{budget.seeds} training seeds** per model; "
             f"{budget.steps} training steps of batch {budget.batch} per photo model "
             f"({budget.cifar_steps} for the CIFAR U-Nets; {budget.head_steps} at "
