@@ -55,7 +55,7 @@ bench: $(STAMP)
 	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
 
 report: $(STAMP)
-	$(BIN)/koala report --output experiments/REPORT.md --data $(SHARED)/data
+	$(BIN)/koala report --output experiments/REPORT.md --readme README.md --data $(SHARED)/data
 
 # The default model is an experiment like any other; rerunning resumes from runs/default.
 # DEFAULT_VARIANT=continue, unfrozen, hints or hints_propagation (the runs that made v2 to v5),

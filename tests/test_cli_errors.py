@@ -61,6 +61,8 @@ TENSORFLOW_FREE_CASES = [
                "--db", "{root}/study.sqlite"], ["no photos", "{root}/empty"]),
     ("study", ["vote"], ["usage: koala study serve"]),
     ("report", ["--data", "{root}/missing"], ["--data", "{root}/missing"]),
+    ("report", ["--data", "{root}", "--readme", "{root}/notes.txt"],
+     ["--readme", "notes.txt", "no report block"]),
     ("export", ["--format", "tflite", "--parity_images", "{root}/empty"], ["--parity_images"]),
     ("export", ["--output", "{root}/export", "--quantize=int4"], ["--quantize"]),
     ("evaluate", ["--input", "{root}", "--output", "{root}/out", "--limit=some"], ["--limit"]),

@@ -1,6 +1,6 @@
 """`koala report`: run the papers' central comparisons and write experiments/REPORT.md.
 
-  koala report --output experiments/REPORT.md                 # the committed one (<= 4 h)
+  koala report --output experiments/REPORT.md --readme README.md   # the committed one (<= 4 h)
   koala report --budget tiny --output /tmp/r/REPORT.md --workdir /tmp/r/runs   # ~1 min
   koala report --budget paper --output /big/REPORT.md --workdir /big/runs  # days, GPU/TPU
 
@@ -29,6 +29,9 @@ flags.DEFINE_string("budget", "cpu", "size of every run: tiny proves the pipelin
                     "internet for the ImageNet weights")  # checked in main: reproduce loads TF
 flags.DEFINE_string("workdir", "runs/report", "records and training runs (per budget)")
 flags.DEFINE_string("data", "../shared/data", "the shared photos (cifar10/, photos/)")
+flags.DEFINE_string("readme", None, "a README.md whose report block (between its "
+                    "'<!-- report:start' and '<!-- report:end -->' lines) gets the report's "
+                    "summary: verdicts, headline table, margins over gray")
 
 
 def main(argv):
@@ -36,6 +39,12 @@ def main(argv):
         raise UserError(f"unexpected arguments: {argv[1:]}")
     if not pathlib.Path(FLAGS.data).is_dir():  # before TensorFlow and the classifier load
         raise UserError(f"--data {FLAGS.data}: no such folder (it holds cifar10/ and photos/)")
+    from koala.reproduce import readme
+    if FLAGS.readme is not None:  # before hours of training, not after
+        try:
+            readme.check(FLAGS.readme)
+        except (OSError, ValueError) as error:
+            raise UserError(f"--readme {error}") from error
     from koala.reproduce import budget, run  # late: `koala report --help` skips TensorFlow
     from koala.training import distribute
 
@@ -44,6 +53,6 @@ def main(argv):
     strategy = "auto" if budget.BUDGETS[FLAGS.budget].at_paper_scale else "default"
     try:
         with distribute.select_strategy(strategy).scope():
-            run.run(FLAGS.output, FLAGS.budget, FLAGS.workdir, FLAGS.data)
+            run.run(FLAGS.output, FLAGS.budget, FLAGS.workdir, FLAGS.data, FLAGS.readme)
     except (ValueError, RuntimeError) as error:  # no usable photos, no classifier
         raise UserError(str(error)) from error

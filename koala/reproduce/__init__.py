@@ -10,7 +10,8 @@ inconclusive from the paired per-image differences.
   measure       per-image metrics; Comparison: every method on the same val images
   reproduction  Reproduction / Run / Sweep (a claim as data) and the usual measure
   verdict       Claim, Section, the paired verdict
-  markdown      the tables and REPORT.md
+  markdown      the tables, REPORT.md and its summary for the README
+  readme        that summary written between README.md's report markers
   figures       image grids and sweep plots
   claims/       rarity_mse (000), global_embedding (001), class_rebalancing (002),
                 reference_guided (003), cifar_regression_vs_classification (004)

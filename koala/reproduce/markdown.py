@@ -109,12 +109,27 @@ def margins_table(sections):
     return "\n".join(lines)
 
 
+def summary(sections, budget, date, hours):
+    """The README's view of a report: what ran, the verdict counts, the headline and the
+    margins tables (README.md shows it between READ_ME_START and READ_ME_END)."""
+    return "\n".join([
+        f"`koala report --budget {budget.name}` of {date}: {budget.seeds} training seeds per "
+        f"model, {hours:.1f} h of training and measuring. {verdict_line(sections)}", "",
+        headline_table(sections), "",
+        "Each table's best trained model against leaving the photo gray (ab = 0), PSNR on "
+        "the same held-out images, ± 2 standard errors over images and seeds:", "",
+        margins_table(sections)])
+
+
+def verdict_line(sections):
+    counts = verdict_counts(sections)
+    return (f"Verdicts: {counts[AGREES]} agree, {counts[DISAGREES]} disagree, "
+            f"{counts[INCONCLUSIVE]} inconclusive at this budget.")
+
+
 def markdown(sections, header):
     """The whole REPORT.md: header, headline table, then one part per section."""
-    counts = verdict_counts(sections)
-    parts = [header.rstrip(), "",
-             f"Verdicts: {counts[AGREES]} agree, {counts[DISAGREES]} disagree, "
-             f"{counts[INCONCLUSIVE]} inconclusive at this budget.", "",
+    parts = [header.rstrip(), "", verdict_line(sections), "",
              "## Headline", "", headline_table(sections), "",
              "Do the models learn? Each table's best trained model against leaving the photo "
              "gray (ab = 0), on the same images:", "", margins_table(sections), ""]

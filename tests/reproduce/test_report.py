@@ -90,8 +90,11 @@ def test_claim_on_different_images_is_refused():
 def test_tiny_budget_writes_every_section_with_finite_numbers(tmp_path, shared_data):
     from koala.reproduce import run
 
-    output = tmp_path / "REPORT.md"
-    sections = run.run(output, "tiny", tmp_path / "runs", shared_data)
+    output, readme = tmp_path / "REPORT.md", tmp_path / "README.md"
+    before, after = "# Koala\n\nintro\n", "\nthe rest of the README\n"
+    readme.write_text(f"{before}<!-- report:start (from REPORT.md) -->\nold figures\n"
+                      f"<!-- report:end -->{after}")
+    sections = run.run(output, "tiny", tmp_path / "runs", shared_data, readme=readme)
 
     assert [s.key for s in sections] == list(SECTIONS)
     text = output.read_text()
@@ -123,6 +126,15 @@ def test_tiny_budget_writes_every_section_with_finite_numbers(tmp_path, shared_d
                if re.fullmatch(r"\s*-?[\d.]+(e[-+]\d+)?\s*", cell)]
     assert numbers and all(math.isfinite(float(n)) for n in numbers)
     assert not re.search(r"\b(nan|inf)\b", text, re.IGNORECASE)
+    # the README's block now shows this report: its date, verdicts and tables, nothing else
+    shown = readme.read_text()
+    assert shown.startswith(before) and shown.endswith(f"<!-- report:end -->{after}")
+    assert "old figures" not in shown
+    date = re.search(r"on (\d{4}-\d\d-\d\d) ", text).group(1)
+    assert f"`koala report --budget tiny` of {date}: 2 training seeds" in shown
+    assert re.search(r"Verdicts: .*at this budget\.", text).group(0) in shown
+    assert text.split("## Headline")[1].split("Do the models learn?")[0].strip() in shown
+    assert text.split("Do the models learn?")[1].split("## ")[0].split(":", 1)[1].strip() in shown
 
 
 def test_every_claim_compares_methods_its_spec_measures():
