@@ -11,8 +11,9 @@ paper studies.
 Runs resume: <workdir>/runs/<run>/seed<k>/ keeps the planned config (report_config.json);
 a finished run whose planned config is unchanged is reused, an unfinished one resumes from
 its last checkpoint (koala.training.loop), and one planned differently (the code or the
-budget changed) is trained afresh. Each finished run records its training seconds, so a
-report assembled over several sessions still states what its runs cost.
+budget changed) is trained afresh. Each finished run records its training seconds (those of
+attempts killed before it finished included), so a report assembled over several sessions
+still states what its runs cost.
 """
 
 import copy
@@ -35,7 +36,9 @@ from koala.training import config as training_config
 
 CHUNK = 16  # images per forward pass when measuring
 EMBEDDING = "efficientnet_lite0"  # precomputed into the photo records: seed 001 fuses it
-PLANNED, SECONDS = "report_config.json", "report_seconds.json"  # files of a run's folder
+# files of a run's folder: its planned config, its training time once finished, and the
+# attempts so far (a killed attempt's time counts too)
+PLANNED, SECONDS, ATTEMPTS = "report_config.json", "report_seconds.json", "report_attempts.json"
 CHECKPOINT_EVERY = 1000  # steps at most between checkpoints: a preempted paper run loses few
 
 
@@ -45,7 +48,7 @@ class TrainedRun:
 
     model: object  # keras.Model
     kind: str  # "regression" or "classification"
-    seconds: float  # training time (of the attempt that finished it)
+    seconds: float  # training time, killed attempts included
     workdir: pathlib.Path  # metrics.jsonl holds its learning curve
     reused: bool  # finished before this report started (its seconds were spent then)
 
@@ -202,15 +205,30 @@ def train_run(context, run, config):
     if not reused:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / PLANNED).write_text(planned)
+        earlier = killed_attempts_seconds(workdir)
         keras.backend.clear_session()
         started = time.perf_counter()
         loop.train(config, workdir, strategy=tf.distribute.get_strategy())
-        seconds = time.perf_counter() - started
+        seconds = earlier + time.perf_counter() - started
         (workdir / SECONDS).write_text(json.dumps({"seconds": seconds}))
         logging.info("report: trained %s in %.0f s", workdir, seconds)
     seconds = json.loads((workdir / SECONDS).read_text())["seconds"]
     return TrainedRun(keras_bundle.load(workdir).model, builders.output_kind(config),
                       seconds, workdir, reused)
+
+
+def killed_attempts_seconds(workdir):
+    """Seconds that earlier, killed attempts at this run spent, each from its start to the
+    last file it wrote; then records that a new attempt starts now."""
+    path = workdir / ATTEMPTS
+    spent = 0.0
+    if path.is_file():
+        attempt = json.loads(path.read_text())
+        written = [p.stat().st_mtime for p in workdir.rglob("*")
+                   if p.is_file() and p.name not in (ATTEMPTS, PLANNED)]
+        spent = attempt["spent"] + max([0.0] + [t - attempt["started"] for t in written])
+    path.write_text(json.dumps({"spent": spent, "started": time.time()}))
+    return spent
 
 
 def learning_curve(workdir):

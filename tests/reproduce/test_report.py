@@ -174,6 +174,7 @@ def test_a_run_is_reused_resumed_or_retrained_as_its_folder_says(tmp_path, share
     resumed = runs.train_run(context, "run", config)
     assert not resumed.reused and (resumed.workdir / runs.SECONDS).is_file()
     assert (resumed.workdir / "metrics.jsonl").read_text() == log  # no step trained twice
+    assert resumed.seconds > 0.8 * first.seconds  # the killed attempt's time still counts
 
     changed = runs.run_config(context, "cifar10_unet_regression", directory, size, 4, seed=1,
                               changes={"optimizer.learning_rate": 0.01})
