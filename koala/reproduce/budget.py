@@ -25,8 +25,10 @@ class Budget:
     seeds: int  # training seeds per model
     steps: int  # optimizer steps of every photo model's training run
     head_steps: int  # section 000's runs: its head on frozen Lite0 features
-    # its photos: at 64 px Lite0's stride 32 leaves a 2x2 grid of features (+0.14 dB over
-    # gray on photos/val at 3,000 steps); at 128 px, 4x4 (+0.49, one seed)
+    # its photos: Lite0's stride 32 leaves a 2x2 grid of features at 64 px (MSE model +0.14
+    # dB over gray on photos/val, 3,000 steps), 4x4 at 128 px (+0.49 over 3 seeds, 5,000
+    # steps; its curve flat after 3,500) and 5x5 at 160 px (seed 0: +0.62 at 4,000 steps,
+    # against +0.53 at 128 px)
     head_photo_size: int
     cifar_steps: int  # the 32 px CIFAR U-Nets: ~8x cheaper a step, so they get more
     batch: int
@@ -68,7 +70,7 @@ BUDGETS = {
                    photos=30, cifar_images=40, eval_images=6, unet_width=8, zhang_width=0.125,
                    reference_folders=2, reference_per_folder=2, learning_rate=1e-3,
                    warmup_steps=0, curve_points=2),
-    "cpu": Budget("cpu", "cpu", seeds=3, steps=4500, head_steps=5000, head_photo_size=128,
+    "cpu": Budget("cpu", "cpu", seeds=3, steps=4500, head_steps=4000, head_photo_size=160,
                   cifar_steps=4000, batch=16,
                   photo_size=64, photos=4000, cifar_images=5000, eval_images=2000,
                   unet_width=16, zhang_width=0.25, reference_folders=16,
