@@ -223,3 +223,20 @@ def test_a_comparison_trains_and_measures_at_its_own_photo_size(tmp_path, shared
         planned = json.loads((results[0].workdir / runs.PLANNED).read_text())
         assert planned["data"]["size"] == 64 and planned["train"]["steps"] == 3
     assert runs.records(context, "photos")[1] == budget.photo_size == 32
+
+
+def test_readme_shows_the_committed_report():
+    """README's report block (written by `make report`) must not drift from REPORT.md."""
+    import pathlib
+
+    from koala.reproduce import readme
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    text = (root / "README.md").read_text()
+    start, end = readme.block_span(text, "README.md")
+    block, report = text[start:end], (root / "experiments" / "REPORT.md").read_text()
+    date = re.search(r"on (\d{4}-\d\d-\d\d) ", report).group(1)
+    assert re.search(rf"`koala report --budget cpu` of {date}: ", block)
+    assert re.search(r"Verdicts: .*at this budget\.", report).group(0) in block
+    rows = [line for line in block.splitlines() if line.startswith("| ")]
+    assert len(rows) > 10 and all(row in report for row in rows)
