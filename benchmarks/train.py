@@ -82,7 +82,8 @@ def report_rates(budget, workdir, data, steps):
                       pathlib.Path(workdir), "figures")
     rates, pipeline = {}, {}
     for spec in (claim.SPEC for claim in CLAIMS if claim.SPEC.runs):
-        directory, size = runs.records(context, spec.records)
+        directory, size = runs.records(context, spec.records, spec.paper_scale,
+                                       getattr(context.budget, spec.size))
         for run, config in reproduction.run_configs(context, spec, directory, size):
             if int(config.train.seed) or run.name in rates:
                 continue

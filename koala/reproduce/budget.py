@@ -30,6 +30,10 @@ class Budget:
     # steps; its curve flat after 3,500) and 5x5 at 160 px (seed 0: +0.62 at 4,000 steps,
     # against +0.53 at 128 px)
     head_photo_size: int
+    # section 002's Zhang et al. nets: at 64 px the plain model's curve is flat from 3,000
+    # steps at +0.44 dB over gray (3 seeds, 4,500 steps); at 96 px, +0.63 (seed 0, 3,000)
+    zhang_steps: int
+    zhang_photo_size: int
     cifar_steps: int  # the 32 px CIFAR U-Nets: ~8x cheaper a step, so they get more
     batch: int
     photo_size: int  # working size of the photo records (divisible by 32)
@@ -53,9 +57,10 @@ class Budget:
         of its `paper_scale` (a reproduction.PaperScale; None for one that trains nothing)."""
         if not self.at_paper_scale or paper_scale is None:
             return self
-        return dataclasses.replace(self, photo_size=paper_scale.size,
-                                   head_photo_size=paper_scale.size, steps=paper_scale.steps,
-                                   head_steps=paper_scale.steps, cifar_steps=paper_scale.steps,
+        size, steps = paper_scale.size, paper_scale.steps
+        return dataclasses.replace(self, photo_size=size, head_photo_size=size,
+                                   zhang_photo_size=size, steps=steps, head_steps=steps,
+                                   zhang_steps=steps, cifar_steps=steps,
                                    batch=paper_scale.batch)
 
     @property
@@ -66,11 +71,13 @@ class Budget:
 
 BUDGETS = {
     "tiny": Budget("tiny", "tiny", seeds=2, steps=2, head_steps=2, head_photo_size=32,
+                   zhang_steps=2, zhang_photo_size=32,
                    cifar_steps=2, batch=4, photo_size=32,
                    photos=30, cifar_images=40, eval_images=6, unet_width=8, zhang_width=0.125,
                    reference_folders=2, reference_per_folder=2, learning_rate=1e-3,
                    warmup_steps=0, curve_points=2),
     "cpu": Budget("cpu", "cpu", seeds=3, steps=4500, head_steps=4000, head_photo_size=160,
+                  zhang_steps=3000, zhang_photo_size=96,
                   cifar_steps=4000, batch=16,
                   photo_size=64, photos=4000, cifar_images=5000, eval_images=2000,
                   unet_width=16, zhang_width=0.25, reference_folders=16,
@@ -80,7 +87,7 @@ BUDGETS = {
     # from its paper's data, optimizer, rate and precision from the experiments: this
     # entry's values of those fields are read only by run.py's header.
     "paper": Budget("paper", "", seeds=3, steps=100_000, head_steps=100_000,
-                    head_photo_size=224, cifar_steps=20_000, batch=32,
+                    head_photo_size=224, zhang_steps=100_000, zhang_photo_size=176, cifar_steps=20_000, batch=32,
                     photo_size=224, photos=0, cifar_images=0, eval_images=1000,
                     unet_width=32, zhang_width=1.0,  # the models' own widths (unet, Zhang's)
                     reference_folders=16, reference_per_folder=10, learning_rate=1e-3,

@@ -203,19 +203,26 @@ def test_tables_measure_images_that_no_run_trained_on(tmp_path, shared_data):
         assert len(runs.val_images(measured, 100)[1]) == runs.val_count(held)
 
 
-def test_a_comparison_trains_and_measures_at_its_own_photo_size(tmp_path, shared_data):
-    """Section 000 names its own size and steps (Reproduction.size/steps: its head on frozen
-    Lite0 features needs larger photos): its runs train on records at that size and are
-    measured on held-out records at that size, while the budget's photo_size stays."""
+@pytest.mark.parametrize("claim, size, steps", [
+    ("rarity_mse", "head_photo_size", "head_steps"),
+    ("class_rebalancing", "zhang_photo_size", "zhang_steps")])
+def test_a_comparison_trains_and_measures_at_its_own_photo_size(tmp_path, shared_data, claim,
+                                                                 size, steps):
+    """Sections 000 and 002 name their own size and steps (Reproduction.size/steps: 000's
+    head on frozen Lite0 features and 002's nets need larger photos): their runs train on
+    records at that size and are measured on held-out records at that size, while the
+    budget's photo_size stays."""
     import dataclasses
+    import importlib
 
     from koala.reproduce import reproduction, runs
     from koala.reproduce.budget import BUDGETS, Context
-    from koala.reproduce.claims import rarity_mse
 
-    budget = dataclasses.replace(BUDGETS["tiny"], seeds=1, head_photo_size=64, head_steps=3)
+    spec = importlib.import_module(f"koala.reproduce.claims.{claim}").SPEC
+    spec = dataclasses.replace(spec, runs=spec.runs[:1])  # one run shows it
+    budget = dataclasses.replace(BUDGETS["tiny"], seeds=1, **{size: 64, steps: 3})
     context = Context(budget, shared_data, tmp_path, tmp_path, "figures")
-    directory, comparison, trained = reproduction.measure_runs(context, rarity_mse.SPEC)
+    directory, comparison, trained = reproduction.measure_runs(context, spec)
     assert directory.name == "photos_30x64" and comparison.size == 64
     assert comparison.truth.shape[1:3] == (64, 64)
     assert comparison.truth.shape[0] == runs.val_count(runs.held_out(context, "photos", 64))

@@ -22,6 +22,8 @@ SPEC = Reproduction(
     paper='Akash, Prajapati, Pandey, "Image Colourization (using Machine Learning)", after '
           'Zhang, Isola, Efros, "Colorful Image Colorization" (ECCV 2016)',
     runs=(REBALANCED, PLAIN),
+    steps="zhang_steps",
+    size="zhang_photo_size",
     temperature=0.38,
     prior=True,
     claims=(
@@ -37,7 +39,7 @@ SPEC = Reproduction(
               ANNEALED, ">", MODE),
     ),
     setup=(
-        "Model: `zhang_eccv16` at width x{budget.zhang_width:g}, {budget.photo_size} px, "
+        "Model: `zhang_eccv16` at width x{budget.zhang_width:g}, {budget.zhang_photo_size} px, "
         "logits over Q = {bins} ab bins at 1/4 resolution; loss: soft-encoded cross-entropy "
         "with class rebalancing λ = 0.5 vs none (λ = 1: uniform weights); no weight decay.",
         "Both decoded by the annealed mean at T = 0.38; the sweep re-decodes the rebalanced "
