@@ -90,7 +90,8 @@ BUDGETS = {
     # from its paper's data, optimizer, rate and precision from the experiments: this
     # entry's values of those fields are read only by run.py's header.
     "paper": Budget("paper", "", seeds=3, steps=100_000, head_steps=100_000,
-                    head_photo_size=224, zhang_steps=100_000, zhang_photo_size=176, cifar_steps=20_000, batch=32,
+                    head_photo_size=224, zhang_steps=100_000, zhang_photo_size=176,
+                    cifar_steps=20_000, batch=32,
                     photo_size=224, photos=0, cifar_images=0, eval_images=1000,
                     unet_width=32, zhang_width=1.0,  # the models' own widths (unet, Zhang's)
                     reference_folders=16, reference_per_folder=10, learning_rate=1e-3,

@@ -111,7 +111,7 @@ def margins_table(sections):
 
 def summary(sections, budget, date, hours):
     """The README's view of a report: what ran, the verdict counts, the headline and the
-    margins tables (README.md shows it between READ_ME_START and READ_ME_END)."""
+    margins tables (README.md shows it between readme.START and readme.END)."""
     return "\n".join([
         f"`koala report --budget {budget.name}` of {date}: {budget.seeds} training seeds per "
         f"model, {hours:.1f} h of training and measuring. {verdict_line(sections)}", "",
