@@ -83,7 +83,8 @@ def report_rates(budget, workdir, data, steps):
     rates, pipeline = {}, {}
     for spec in (claim.SPEC for claim in CLAIMS if claim.SPEC.runs):
         directory, size = runs.records(context, spec.records, spec.paper_scale,
-                                       getattr(context.budget, spec.size))
+                                       getattr(context.budget, spec.size), spec.fuses_embedding,
+                                       getattr(context.budget, spec.photos))
         for run, config in reproduction.run_configs(context, spec, directory, size):
             if int(config.train.seed) or run.name in rates:
                 continue

@@ -156,7 +156,8 @@ def test_prior_combine_fn_equals_one_histogram_of_all_samples():
 
 @pytest.mark.slow
 def test_embedding_from_a_real_backbone_matches_the_local_writer(corpus, tmp_path):
-    """efficientnet_lite0 (real ImageNet weights, offline), loaded in DoFn.setup."""
+    """efficientnet_lite0 (real ImageNet weights, offline), loaded in DoFn.setup, embeds the
+    photo at embedding_size."""
     folder = corpus[0]
     results = {}
     for name, build in (("local", lambda s, st, out: writer.build(s, out, st, processes=1)),
@@ -164,7 +165,7 @@ def test_embedding_from_a_real_backbone_matches_the_local_writer(corpus, tmp_pat
                             s, out, st, IN_PROCESS))):
         source = sources.folder_source(folder)
         settings = writer.Settings(source=source.description, size=64, val_fraction=0.0,
-                                   embedding="efficientnet_lite0")
+                                   embedding="efficientnet_lite0", embedding_size=96)
         build(source, settings, tmp_path / name)
         results[name] = read_all(tmp_path / name)
     assert set(results["beam"]) == set(results["local"]) and results["local"]

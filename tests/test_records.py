@@ -291,6 +291,78 @@ def test_embedding_is_stored_as_float16(photo_folder, tmp_path, monkeypatch):
         assert example["embedding"][0] == np.float16(example["L"].mean())
 
 
+def test_embedding_sees_the_photo_at_embedding_size(tmp_path, monkeypatch):
+    """The backbone embeds the photo cut to embedding_size (centre crop, as the record),
+    not the 16 px record blown up: its input is the photo's own detail at 64 px."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    photos = {}
+    for i in range(6):  # fine random texture: a 16 px record keeps none of it
+        rgb = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+        photos[f"{i}.png"] = save(folder / f"{i}.png", rgb)
+    seen = []
+
+    def embedder(name, weights):
+        def embed(lightness):
+            seen.append(lightness)
+            return np.zeros((len(lightness), 3), np.float32)
+        return embed
+
+    monkeypatch.setattr(writer, "make_embedder", embedder)
+    build(folder, tmp_path / "records", embedding="fake", embedding_size=64, size=16,
+          resize="crop", val_fraction=0.0)
+    [lightness] = seen
+    assert lightness.shape == (6, 64, 64)
+    expected = []
+    for item_id in read_all(tmp_path / "records"):  # the writing order: the embedder's
+        rgb = np.asarray(Image.open(photos[pathlib.Path(item_id).name]))
+        scaled = cv2.resize(rgb, (85, 64), interpolation=cv2.INTER_AREA)[:, 10:74]
+        expected.append(np.round(skcolor.rgb2lab(scaled)[..., 0] * 255 / 100))
+    error = np.abs(lightness.astype(float) - np.asarray(expected))
+    assert error.mean() < 1.5 and lightness.std() > 20  # the texture survives
+
+    seen.clear()
+    build(folder, tmp_path / "small", embedding="fake", size=16, val_fraction=0.0)
+    assert seen[0].shape == (6, 16, 16)  # embedding_size 0: the record's own image
+
+
+def test_records_command_embeds_at_embedding_size(photo_folder, tmp_path):
+    """`koala records --embedding_size` reaches the writer: the manifest records it and the
+    real Lite0 embeds the photo at that size (here its vector differs from the record's)."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "records"
+    subprocess.run([sys.executable, "-m", "koala.cli", "records", "--input",
+                    str(photo_folder / "class1"), "--output", str(out), "--size", "8",
+                    "--val_fraction", "0", "--embedding", "efficientnet_lite0",
+                    "--embedding_size", "64", "--processes", "1"], check=True, timeout=300,
+                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True)
+    assert json.loads((out / "manifest.json").read_text())["settings"]["embedding_size"] == 64
+    item_id, example = next(iter(read_all(out).items()))
+    embed = writer.make_embedder("efficientnet_lite0", "imagenet")
+    photo = images.process((photo_folder / "class1" / pathlib.Path(item_id).name).read_bytes(),
+                           8, embedding_size=64)
+    at_64 = embed(photo.embedding_lightness[None])[0].astype(np.float32)
+    blown_up = embed(example["L"][None])[0].astype(np.float32)
+    stored = example["embedding"].astype(np.float32)
+    np.testing.assert_allclose(stored, at_64, atol=2e-2, rtol=2e-2)
+    assert np.abs(stored - blown_up).mean() > 10 * np.abs(stored - at_64).mean()
+
+
+def test_resume_accepts_parts_from_before_a_settings_field(photo_folder, clean_build):
+    """Parts written before a Settings field existed were built as its default says."""
+    for part in (clean_build / writer.PARTS_DIR).glob("*.json"):
+        recorded = json.loads(part.read_text())
+        del recorded["settings"]["embedding_size"]
+        part.write_text(json.dumps(recorded))
+    before = {p: p.stat().st_mtime_ns for p in clean_build.glob("*.tfrecord")}
+    build(photo_folder, clean_build, processes=1, **SETTINGS)
+    assert before == {p: p.stat().st_mtime_ns for p in clean_build.glob("*.tfrecord")}
+
+
 # --------------------------------------------------------------------------- sources
 
 def test_list_source_reads_relative_paths(photo_folder, tmp_path):

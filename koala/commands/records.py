@@ -27,6 +27,9 @@ flags.DEFINE_integer("shards", 0, "number of train shards (0: about 1024 images 
 flags.DEFINE_float("val_fraction", 0.1, "fraction of the source held out as the val split")
 flags.DEFINE_string("embedding", "", "backbone name: also store its pooled float16 embedding")
 flags.DEFINE_string("embedding_weights", "imagenet", "weights argument for the backbone")
+flags.DEFINE_integer("embedding_size", 0, "the backbone embeds the photo cut to this size as "
+                     "the record's image (0: the record's image, resized to its input)",
+                     lower_bound=0)
 flags.DEFINE_integer("num_workers", 1, "number of processes/machines building this data set")
 flags.DEFINE_integer("worker_index", 0, "which of them this process is (0-based)")
 flags.DEFINE_integer("seed", 0, "seed of the train/val split and shard assignment")
@@ -95,7 +98,7 @@ def main(argv):
         pad_value=FLAGS.pad_value, val_fraction=FLAGS.val_fraction, shards=FLAGS.shards,
         seed=FLAGS.seed, limit=FLAGS.limit, min_chroma=FLAGS.min_chroma,
         max_pixels=FLAGS.max_pixels, embedding=FLAGS.embedding,
-        embedding_weights=FLAGS.embedding_weights)
+        embedding_weights=FLAGS.embedding_weights, embedding_size=FLAGS.embedding_size)
     try:
         if beam_writer:
             manifest = beam_writer.build(source, FLAGS.output, settings, FLAGS.beam_options,

@@ -131,7 +131,7 @@ class EncodeChunk(beam.DoFn):
                 continue
             yield beam.pvalue.TaggedOutput(PRIOR, (shard, writer.prior_sample(result)))
             examples.append((item_id, result))
-        embeddings = (self.embed(np.stack([p.lightness for _, p in examples]))
+        embeddings = (self.embed(np.stack([writer.embedding_input(p) for _, p in examples]))
                       if self.embed and examples else [None] * len(examples))
         # a unique name per attempt: a retried or speculative duplicate never collides
         path = join(self.chunks_dir, f"{shard}-{task['position']:09d}-{uuid.uuid4().hex}")

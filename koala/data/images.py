@@ -12,6 +12,7 @@ result is then resized by area averaging anyway.
 import dataclasses
 import functools
 import threading
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -52,6 +53,9 @@ class Processed:
     lightness: np.ndarray  # uint8 [size, size]
     ab: np.ndarray  # uint8 [size, size, 2]
     content: tuple
+    # uint8 L [embedding_size, embedding_size], framed as `lightness`, for the embedding
+    # backbone (None: it embeds `lightness`)
+    embedding_lightness: Optional[np.ndarray] = None
 
 
 def decode(data, max_pixels=DEFAULT_MAX_PIXELS, target_size=None):
@@ -152,19 +156,24 @@ def mean_chroma(ab):
 
 
 def process(payload, size, mode="pad", pad_value=255, min_chroma=DEFAULT_MIN_CHROMA,
-            max_pixels=DEFAULT_MAX_PIXELS):
+            max_pixels=DEFAULT_MAX_PIXELS, embedding_size=0):
     """Encoded bytes or a uint8 array -> Processed, or raise Skip.
 
     The chroma test runs on the real pixels only (not the padding) at working size.
+    embedding_size: also the lightness at that size, cut from the decoded photo (a backbone
+    embeds it: a small record blown up to the backbone's input loses what it recognizes).
     """
     if isinstance(payload, np.ndarray):
         gray = payload.ndim == 3 and payload.shape[-1] == 1
         rgb = image_io.to_rgb8(np.squeeze(payload) if gray else payload)
     else:
-        rgb = decode(payload, max_pixels=max_pixels, target_size=size)
+        rgb = decode(payload, max_pixels=max_pixels, target_size=max(size, embedding_size))
     resized, (top, bottom, left, right) = resize(rgb, size, mode, pad_value)
     lightness, ab = rgb_to_lab_uint8(resized)
     chroma = mean_chroma(ab[top:bottom, left:right])
     if chroma < min_chroma:
         raise Skip(GRAYSCALE, f"mean chroma {chroma:.2f} < {min_chroma}")
-    return Processed(lightness, ab, (top, bottom, left, right))
+    embedding_lightness = None
+    if embedding_size:
+        embedding_lightness = rgb_to_lab_uint8(resize(rgb, embedding_size, mode, pad_value)[0])[0]
+    return Processed(lightness, ab, (top, bottom, left, right), embedding_lightness)

@@ -66,6 +66,9 @@ class Settings:
     max_pixels: int = images.DEFAULT_MAX_PIXELS
     embedding: str = ""
     embedding_weights: str = "imagenet"
+    # the photo's size for the embedding backbone, cut from the source like the record's
+    # image (0: it embeds the record's image, resized inside to its input)
+    embedding_size: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,7 +142,8 @@ def process_item(settings, item):
         return images.Skip(UNREADABLE, f"{item_id}: {payload.strerror}")
     try:
         return images.process(payload, settings.size, settings.resize, settings.pad_value,
-                              settings.min_chroma, settings.max_pixels)
+                              settings.min_chroma, settings.max_pixels,
+                              settings.embedding_size if settings.embedding else 0)
     except images.Skip as skip:
         return skip
 
@@ -162,6 +166,13 @@ def _process_chunk(settings, chunk):
     samples = [prior_sample(r) for _, r in results if isinstance(r, images.Processed)]
     samples = np.concatenate(samples) if samples else np.zeros((0, 2), np.int16)
     return results, color.histogram_counts(samples), color.fine_histogram_counts(samples)
+
+
+def embedding_input(processed):
+    """The lightness a record's embedding is computed from (Settings.embedding_size)."""
+    if processed.embedding_lightness is None:
+        return processed.lightness
+    return processed.embedding_lightness
 
 
 def make_embedder(name, weights):
@@ -231,7 +242,8 @@ def _write_shard(source, shard, out_dir, settings, pool, window, embedder, progr
     batch = []
 
     def flush(writer):
-        embeddings = embedder(np.stack([p.lightness for _, p in batch])) if embedder else None
+        embeddings = (embedder(np.stack([embedding_input(p) for _, p in batch]))
+                      if embedder else None)
         for row, (item_id, processed) in enumerate(batch):
             embedding = None if embeddings is None else embeddings[row]
             writer.write(schema.encode(item_id, processed.lightness, processed.ab, embedding))
@@ -264,7 +276,9 @@ def is_complete(out_dir, shard, settings):
         return False
     with tf.io.gfile.GFile(part) as stream:
         recorded = json.load(stream)["settings"]
-    if recorded != dataclasses.asdict(settings):
+    defaults = {field.name: field.default for field in dataclasses.fields(Settings)
+                if field.default is not dataclasses.MISSING}  # of fields added since
+    if {**defaults, **recorded} != dataclasses.asdict(settings):
         raise ValueError(f"{out_dir} holds shards built with other settings ({recorded}); "
                          "use a new --output or the same arguments")
     return True

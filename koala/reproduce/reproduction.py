@@ -84,6 +84,7 @@ class Reproduction:
     records: str = "photos"  # or "cifar10": which runs.records they train on
     steps: str = "steps"  # the Budget field that gives every run's steps
     size: str = "photo_size"  # the Budget field that gives its photo records' size
+    photos: str = "photos"  # the Budget field that gives how many photos they sample
     baseline: str = "gray"  # the row of the all-zero chroma prediction
     temperature: Optional[float] = None  # annealed mean of classification outputs
     prior: bool = False  # also measure the rebalanced AuC (weights by 1 / ab prior)
@@ -91,6 +92,11 @@ class Reproduction:
     sweep: Optional[Sweep] = None
     notes: str = SEEDS_NOTE
     paper_scale: Optional[PaperScale] = None  # how `koala report --budget paper` runs it
+
+    @property
+    def fuses_embedding(self):
+        """Whether a run reads the records' precomputed embedding (so they carry one)."""
+        return any(run.with_embedding for run in self.runs)
 
     @property
     def methods(self):
@@ -111,8 +117,9 @@ def measure_runs(context, spec, decodings=None):
     outputs (other temperatures): models are measured and dropped seed by seed.
     """
     directory, size = runs.records(context, spec.records, spec.paper_scale,
-                                   getattr(context.budget, spec.size))
-    held_out = runs.held_out(context, spec.records, size)
+                                   getattr(context.budget, spec.size), spec.fuses_embedding,
+                                   getattr(context.budget, spec.photos))
+    held_out = runs.held_out(context, spec.records, size, spec.fuses_embedding)
     comparison, trained = None, {run.method: [] for run in spec.runs}
     for run, config in run_configs(context, spec, directory, size):
         result = runs.train_run(context, run.name, config)
@@ -147,7 +154,8 @@ def setup_head(context, spec, directory):
     budget = context.budget.for_comparison(spec.paper_scale)
     if budget.at_paper_scale:
         return paper_setup_head(context, spec, directory)
-    held_out = runs.held_out(context, spec.records, getattr(budget, spec.size))
+    held_out = runs.held_out(context, spec.records, getattr(budget, spec.size),
+                             spec.fuses_embedding)
     return [f"- Records: `{directory.name}` ({directory.relative_to(context.workdir)} under "
             f"the report workdir), seeded sample, centre-cropped. Measured on "
             f"`{held_out.name}`: {runs.val_count(held_out)} held-out images.",

@@ -35,7 +35,7 @@ from koala.training import builders, history, loop, records as training_records
 from koala.training import config as training_config
 
 CHUNK = 16  # images per forward pass when measuring
-EMBEDDING = "efficientnet_lite0"  # precomputed into the photo records: seed 001 fuses it
+EMBEDDING = "efficientnet_lite0"  # precomputed into seed 001's photo records, which fuse it
 # files of a run's folder: its planned config, its training time once finished, and the
 # attempts so far (a killed attempt's time counts too)
 PLANNED, SECONDS, ATTEMPTS = "report_config.json", "report_seconds.json", "report_attempts.json"
@@ -66,17 +66,21 @@ def sample_list(folder, count, path, seed=SEED):
 
 def sample_records(context, name, folder, count, size, embedding="", val_fraction=0.1):
     """Builds (once) records of a sample of `folder` at `size`, centre-cropped, 10% val
-    (all of it with val_fraction 1: a held-out set)."""
+    (all of it with val_fraction 1: a held-out set), with the `embedding` backbone's vector
+    of each photo at the backbone's own input size (as the paper embeds its 299 px input)."""
     from koala.data import writer  # noqa: PLC0415
+    from koala.models import backbones  # noqa: PLC0415
 
-    name = f"{name}_{count}x{size}"  # a budget that samples differently gets its own records
+    embedding_size = backbones.default_size(embedding) if embedding else 0
+    # a budget that samples differently gets its own records
+    name = f"{name}_{count}x{size}" + (f"_{embedding}_{embedding_size}" if embedding else "")
     directory = context.workdir / "records" / name
     if not (directory / "manifest.json").is_file():
         directory.mkdir(parents=True, exist_ok=True)
         listing = sample_list(folder, count, context.workdir / "records" / f"{name}.txt")
         build_records(directory, writer.Settings(
             source=str(listing), size=size, resize="crop", val_fraction=val_fraction,
-            seed=SEED, embedding=embedding))
+            seed=SEED, embedding=embedding, embedding_size=embedding_size))
     return directory
 
 
@@ -110,10 +114,11 @@ def build_records(directory, settings, tfds_download=False):
                          f"records ({manifest['skip_reasons']})")
 
 
-def records(context, which, paper_scale=None, size=None):
-    """(directory, size) of the "cifar10" records or the "photos" ones (every Lab claim's,
-    with the Lite0 embedding that seed 001 fuses; at `size`, by default the budget's
-    photo_size). At paper scale, those of the comparison's
+def records(context, which, paper_scale=None, size=None, embedding=False, photos=None):
+    """(directory, size) of the "cifar10" records or the "photos" ones (every Lab claim's;
+    with `embedding`, the Lite0 embedding that seed 001 fuses; at `size`, by default the
+    budget's photo_size; `photos` of them, by default the budget's). At paper scale, those
+    of the comparison's
     `paper_scale` (reproduction.PaperScale): no comparison shares them, so without one
     there is nothing to build, (None, None)."""
     budget = context.budget
@@ -125,15 +130,16 @@ def records(context, which, paper_scale=None, size=None):
         return sample_records(context, "cifar10_train", context.data / "cifar10" / "train",
                               budget.cifar_images, 32), 32
     size = size or budget.photo_size
-    return sample_records(context, "photos", context.data / "photos" / "train", budget.photos,
-                          size, embedding=EMBEDDING), size
+    return sample_records(context, "photos", context.data / "photos" / "train",
+                          photos or budget.photos, size,
+                          embedding=EMBEDDING if embedding else ""), size
 
 
-def held_out(context, which, size=None):
+def held_out(context, which, size=None, embedding=False):
     """The records every model of a comparison is measured on, all in their val split:
     images no run trained on or was selected on (CIFAR-10's test folder; photos/val, which
     never overlaps photos/train), up to the budget's eval_images, photos at `size` (by
-    default the budget's photo_size). At paper scale, None: the
+    default the budget's photo_size; with `embedding`, as records()). At paper scale, None: the
     comparison's own records hold out 10% of the paper's data."""
     budget = context.budget
     if budget.at_paper_scale:
@@ -142,7 +148,8 @@ def held_out(context, which, size=None):
         return sample_records(context, "cifar10_test", context.data / "cifar10" / "test",
                               budget.eval_images, 32, val_fraction=1.0)
     return sample_records(context, "photos_val", context.data / "photos" / "val",
-                          budget.eval_images, size or budget.photo_size, embedding=EMBEDDING,
+                          budget.eval_images, size or budget.photo_size,
+                          embedding=EMBEDDING if embedding else "",
                           val_fraction=1.0)
 
 
@@ -213,8 +220,19 @@ def train_run(context, run, config):
         (workdir / SECONDS).write_text(json.dumps({"seconds": seconds}))
         logging.info("report: trained %s in %.0f s", workdir, seconds)
     seconds = json.loads((workdir / SECONDS).read_text())["seconds"]
-    return TrainedRun(keras_bundle.load(workdir).model, builders.output_kind(config),
-                      seconds, workdir, reused)
+    return TrainedRun(as_trained(keras_bundle.load(workdir).model),
+                      builders.output_kind(config), seconds, workdir, reused)
+
+
+def as_trained(model):
+    """The network as it trained: a bundle puts the embedding backbone in front of a model
+    trained on precomputed embeddings (builders.bundle_model), which would embed the small
+    record instead of the photo the records' embedding saw; the report feeds it those."""
+    for layer in model.layers:
+        names = [tensor.name.split(":")[0] for tensor in getattr(layer, "inputs", None) or []]
+        if "embedding" in names:
+            return layer
+    return model
 
 
 def killed_attempts_seconds(workdir):

@@ -16,6 +16,7 @@ SPEC = Reproduction(
     title="Deep Koalarization: with vs without the global embedding",
     paper='Baldassarre, González Morín, Rodés-Guirao, "Deep Koalarization" (KTH)',
     runs=(FUSION, NONE),  # FUSION first: the comparison's val images carry its embedding
+    photos="koalarization_photos",
     judge=True,
     claims=(
         Claim("Fusing a global classifier embedding lowers the val MSE", "mse",
@@ -25,9 +26,10 @@ SPEC = Reproduction(
     ),
     setup=(
         "Model: `koalarization` (Table 1 encoder/decoder) at {budget.photo_size} px; the "
-        "fusion layer tiles the 1280-d pooled EfficientNet-Lite0 embedding of the gray image, "
-        "precomputed into the records (the paper precomputes Inception-ResNet-v2's), vs the "
-        "same network with no fusion input (`embedding_source=none`).",
+        "fusion layer tiles the 1280-d pooled EfficientNet-Lite0 embedding of the gray photo, "
+        "precomputed into the records from the photo cut to Lite0's 224 px input, not from "
+        "the small record blown up (the paper precomputes Inception-ResNet-v2's at 299 px), "
+        "vs the same network with no fusion input (`embedding_source=none`).",
         "Semantic interpretability: % of images whose colorization the offline ImageNet "
         "classifier (EfficientNet-Lite0, 224 px) puts in the same top-1 class as the true "
         "photo.",
