@@ -29,7 +29,7 @@ import tensorflow as tf
 from absl import logging
 
 from koala.image_io import IMAGE_SUFFIXES
-from koala.models import outputs as model_outputs_lib
+from koala.models import backbones, outputs as model_outputs_lib
 from koala.reproduce.budget import SEED
 from koala.training import builders, history, loop, records as training_records
 from koala.training import config as training_config
@@ -69,7 +69,6 @@ def sample_records(context, name, folder, count, size, embedding="", val_fractio
     (all of it with val_fraction 1: a held-out set), with the `embedding` backbone's vector
     of each photo at the backbone's own input size (as the paper embeds its 299 px input)."""
     from koala.data import writer  # noqa: PLC0415
-    from koala.models import backbones  # noqa: PLC0415
 
     embedding_size = backbones.default_size(embedding) if embedding else 0
     # a budget that samples differently gets its own records
