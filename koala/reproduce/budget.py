@@ -81,7 +81,7 @@ BUDGETS = {
     "tiny": Budget("tiny", "tiny", seeds=2, steps=2, head_steps=2, head_photo_size=32,
                    zhang_steps=2, zhang_photo_size=32,
                    cifar_steps=2, batch=4, photo_size=32,
-                   photos=30, koalarization_photos=30, cifar_images=40, eval_images=6,
+                   photos=30, koalarization_photos=24, cifar_images=40, eval_images=6,
                    unet_width=8, zhang_width=0.125,
                    reference_folders=2, reference_per_folder=2, learning_rate=1e-3,
                    warmup_steps=0, curve_points=2),

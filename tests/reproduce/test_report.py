@@ -122,6 +122,7 @@ def test_tiny_budget_writes_every_section_with_finite_numbers(tmp_path, shared_d
             "photos_val_6x32_efficientnet_lite0_224")):
         images = section.methods[section.baseline]["psnr"].shape[1]
         assert f"Measured on `{held_out}`: {images} held-out images" in section.setup
+    _assert_001_fuses_the_embedding_of_the_photo_at_224_px(tmp_path / "runs", shared_data)
     tables = [line for line in text.splitlines() if line.startswith("| ")]
     numbers = [cell for line in tables for cell in line.split("|")
                if re.fullmatch(r"\s*-?[\d.]+(e[-+]\d+)?\s*", cell)]
@@ -152,6 +153,25 @@ def test_every_claim_compares_methods_its_spec_measures():
         for claim in spec.claims:
             assert {claim.first, claim.second} <= measured, (spec.seed, claim.text)
             assert claim.metric in markdown.METRIC_LABELS, (spec.seed, claim.metric)
+
+
+def _assert_001_fuses_the_embedding_of_the_photo_at_224_px(workdir, shared_data):
+    """001's records (its own photo count) carry Lite0's embedding of the photo at 224 px,
+    and its fusion model is measured on those, as it trained, not through the bundle's
+    backbone, which would embed the small record blown up."""
+    from koala.reproduce import reproduction, runs
+    from koala.reproduce.budget import BUDGETS, Context
+    from koala.reproduce.claims import global_embedding
+    from koala.training import records
+
+    context = Context(BUDGETS["tiny"], shared_data, workdir.resolve() / "tiny", workdir, "")
+    directory = context.workdir / "records" / "photos_24x32_efficientnet_lite0_224"
+    assert records.manifest(str(directory))["settings"]["embedding_size"] == 224
+    run, config = reproduction.run_configs(context, global_embedding.SPEC, directory, 32)[0]
+    assert run == global_embedding.FUSION and config.data.records == str(directory)
+    measured = runs.train_run(context, run.name, config)  # finished: what the report measured
+    assert measured.reused
+    assert {t.name.split(":")[0] for t in measured.model.inputs} == {"L", "embedding"}
 
 
 def test_a_run_is_reused_resumed_or_retrained_as_its_folder_says(tmp_path, shared_data):
@@ -231,31 +251,6 @@ def test_a_comparison_trains_and_measures_at_its_own_photo_size(tmp_path, shared
         planned = json.loads((results[0].workdir / runs.PLANNED).read_text())
         assert planned["data"]["size"] == 64 and planned["train"]["steps"] == 3
     assert runs.records(context, "photos")[1] == budget.photo_size == 32
-
-
-def test_section_001_fuses_the_embedding_of_the_photo_at_the_backbones_size(tmp_path,
-                                                                            shared_data):
-    """001's records (its own photo count) carry Lite0's embedding of the photo at 224 px,
-    and its fusion model is measured on those, as it trained, not through the bundle's
-    backbone, which would embed the small record blown up."""
-    import dataclasses
-
-    from koala.reproduce import reproduction, runs
-    from koala.reproduce.budget import BUDGETS, Context
-    from koala.reproduce.claims import global_embedding
-    from koala.training import records
-
-    spec = dataclasses.replace(global_embedding.SPEC, runs=(global_embedding.FUSION,))
-    budget = dataclasses.replace(BUDGETS["tiny"], seeds=1, koalarization_photos=20)
-    context = Context(budget, shared_data, tmp_path, tmp_path, "figures")
-    directory, comparison, trained = reproduction.measure_runs(context, spec)
-    assert directory.name == "photos_20x32_efficientnet_lite0_224"
-    assert records.manifest(str(directory))["settings"]["embedding_size"] == 224
-    [(run, config)] = reproduction.run_configs(context, spec, directory, comparison.size)
-    reused = runs.train_run(context, run.name, config)  # what measure_runs measured
-    assert reused.reused and reused.workdir == trained[run.method][0].workdir
-    assert {t.name.split(":")[0] for t in reused.model.inputs} == {"L", "embedding"}
-    assert comparison.features["embedding"].shape == (comparison.truth.shape[0], 1280)
 
 
 def test_readme_shows_the_committed_report():
