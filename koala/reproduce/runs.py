@@ -219,19 +219,8 @@ def train_run(context, run, config):
         (workdir / SECONDS).write_text(json.dumps({"seconds": seconds}))
         logging.info("report: trained %s in %.0f s", workdir, seconds)
     seconds = json.loads((workdir / SECONDS).read_text())["seconds"]
-    return TrainedRun(as_trained(keras_bundle.load(workdir).model),
+    return TrainedRun(builders.as_trained(keras_bundle.load(workdir).model),
                       builders.output_kind(config), seconds, workdir, reused)
-
-
-def as_trained(model):
-    """The network as it trained: a bundle puts the embedding backbone in front of a model
-    trained on precomputed embeddings (builders.bundle_model), which would embed the small
-    record instead of the photo the records' embedding saw; the report feeds it those."""
-    for layer in model.layers:
-        names = [tensor.name.split(":")[0] for tensor in getattr(layer, "inputs", None) or []]
-        if "embedding" in names:
-            return layer
-    return model
 
 
 def killed_attempts_seconds(workdir):

@@ -53,6 +53,17 @@ def bundle_model(model, config):
     return keras.Model({"L": lightness}, outputs, name=f"{model.name}_with_{name}")
 
 
+def as_trained(model):
+    """The inverse of bundle_model: the network as it trained, taking the precomputed
+    embedding (records' embeddings may come from the photo at a larger size than the L the
+    bundle's backbone would embed), or `model` itself when it wraps nothing."""
+    for layer in model.layers:
+        names = [tensor.name.split(":")[0] for tensor in getattr(layer, "inputs", None) or []]
+        if "embedding" in names:
+            return layer
+    return model
+
+
 def warm_start(model, source):
     """Copies the weights of bundle `source` (e.g. "default") into `model` before step 0.
 
