@@ -123,6 +123,8 @@ def test_tiny_budget_writes_every_section_with_finite_numbers(tmp_path, shared_d
         images = section.methods[section.baseline]["psnr"].shape[1]
         assert f"Measured on `{held_out}`: {images} held-out images" in section.setup
     _assert_001_fuses_the_embedding_of_the_photo_at_224_px(tmp_path / "runs", shared_data)
+    from koala.evaluation import judge  # the classifier 001's top-1 agreement really used
+    assert f"`{judge.CLASSIFIER}` at {judge.CLASSIFIER_SIZE} px" in sections[3].setup
     tables = [line for line in text.splitlines() if line.startswith("| ")]
     numbers = [cell for line in tables for cell in line.split("|")
                if re.fullmatch(r"\s*-?[\d.]+(e[-+]\d+)?\s*", cell)]

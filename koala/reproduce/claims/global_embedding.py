@@ -1,6 +1,7 @@
 """Seed 001 (Baldassarre et al., Deep Koalarization): with vs without the fused global
 embedding. The paper has no ablation; the claim is the premise of its design."""
 
+from koala.evaluation import judge
 from koala.reproduce import reproduction
 from koala.reproduce.reproduction import PaperScale, Reproduction, Run
 from koala.reproduce.verdict import Claim
@@ -30,8 +31,9 @@ SPEC = Reproduction(
         "precomputed into the records from the photo cut to Lite0's 224 px input, not from "
         "the small record blown up (the paper precomputes Inception-ResNet-v2's at 299 px), "
         "vs the same network with no fusion input (`embedding_source=none`).",
-        "Semantic interpretability: % of images whose colorization the offline ImageNet "
-        "classifier (EfficientNet-Lite0, 224 px) puts in the same top-1 class as the true "
+        "Semantic interpretability: % of images whose colorization the judge, the offline "
+        f"ImageNet classifier `{judge.CLASSIFIER}` at {judge.CLASSIFIER_SIZE} px (not the "
+        "Lite0 that the fusion model sees through), puts in the same top-1 class as the true "
         "photo.",
         "The paper has no ablation; the claim is the premise of its design.",
     ),
